@@ -1,0 +1,1 @@
+//! Fake Merge API server (stub).

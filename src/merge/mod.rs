@@ -1,0 +1,3 @@
+//! Merge's API: the model catalogue, payload types and the HTTP client.
+
+pub mod catalog;
