@@ -8,3 +8,4 @@ pub mod merge;
 pub mod secret;
 pub mod time;
 pub mod webhook;
+pub mod store;
