@@ -1,0 +1,427 @@
+//! The HTTP client for Merge: auth headers, timeouts, retries, limits, cursor pagination.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::error::{detail, excerpt, MergeError};
+use super::limits::{FailureBudget, RateLimiter};
+use super::models::{AccountDetails, AccountTokenExchange, Page, RecordPage, SyncStatus};
+use crate::secret::Secret;
+
+/// Retries within one run. Merge says GETs are always safe to retry.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt for 5xx, timeouts and broken connections.
+    pub retries: u32,
+    /// First backoff; doubles each retry, with full jitter.
+    pub base_delay: Duration,
+    /// Longest `Retry-After` we sleep through; beyond it the account fails for this run and
+    /// its persisted backoff takes over (cron must not hang for an hour).
+    pub max_retry_after: Duration,
+    /// How many 429s in a row one request sits out.
+    pub rate_limit_retries: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 3,
+            base_delay: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(120),
+            rate_limit_retries: 5,
+        }
+    }
+}
+
+/// Settings of a client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A connection to Merge for the whole run, shared by every account (cheap to clone).
+#[derive(Clone)]
+pub struct MergeClient {
+    agent: ureq::Agent,
+    base_url: String,
+    api_key: Secret,
+    retry: RetryPolicy,
+    failures: Arc<FailureBudget>,
+}
+
+impl std::fmt::Debug for MergeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MergeClient")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .finish()
+    }
+}
+
+/// The query of a list call; every parameter stays the same while paging.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListQuery {
+    pub page_size: u32,
+    pub include_deleted_data: bool,
+    pub modified_after: Option<String>,
+    pub modified_before: Option<String>,
+}
+
+impl ListQuery {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut q = vec![("page_size", self.page_size.to_string())];
+        if self.include_deleted_data {
+            q.push(("include_deleted_data", "true".into()));
+        }
+        if let Some(a) = &self.modified_after {
+            q.push(("modified_after", a.clone()));
+        }
+        if let Some(b) = &self.modified_before {
+            q.push(("modified_before", b.clone()));
+        }
+        q
+    }
+}
+
+impl MergeClient {
+    pub fn new(base_url: &str, api_key: Secret, options: ClientOptions) -> MergeClient {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_recv_response(Some(options.read_timeout))
+            .timeout_recv_body(Some(options.read_timeout))
+            .user_agent(concat!("merge-sync/", env!("CARGO_PKG_VERSION")))
+            .max_idle_connections_per_host(16)
+            .build();
+        MergeClient {
+            agent: config.into(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            retry: options.retry,
+            failures: Arc::new(FailureBudget::default()),
+        }
+    }
+
+    /// Scopes the client to one linked account, with that account's request limiter.
+    pub fn account(&self, category: &str, token: &Secret, limiter: Arc<RateLimiter>) -> AccountApi<'_> {
+        AccountApi {
+            client: self,
+            category: category.to_string(),
+            token: Some(token.clone()),
+            limiter,
+        }
+    }
+
+    /// `GET {category}/v1/account-token/{public_token}`: exchanges a Link public token.
+    pub fn exchange_public_token(&self, category: &str, public_token: &Secret) -> Result<AccountTokenExchange, MergeError> {
+        let api = AccountApi {
+            client: self,
+            category: category.to_string(),
+            token: None,
+            limiter: Arc::new(RateLimiter::per_minute(100)),
+        };
+        let path = format!("account-token/{}", public_token.expose());
+        // The public token is in the path: never let it reach an error message.
+        api.get_json(&path, &[], None)
+            .map_err(|e| scrub(e, public_token.expose()))
+    }
+}
+
+fn scrub(e: MergeError, secret: &str) -> MergeError {
+    let clean = |s: String| s.replace(secret, "(redacted)");
+    match e {
+        MergeError::Unauthorized { path, detail } => MergeError::ApiKeyRejected {
+            path: clean(path),
+            detail: clean(detail),
+        },
+        MergeError::ApiKeyRejected { path, detail } => MergeError::ApiKeyRejected {
+            path: clean(path),
+            detail: clean(detail),
+        },
+        MergeError::RateLimited { path, retry_after } => MergeError::RateLimited {
+            path: clean(path),
+            retry_after,
+        },
+        MergeError::Rejected { status, path, detail } => MergeError::Rejected {
+            status,
+            path: clean(path),
+            detail: clean(detail),
+        },
+        MergeError::Server { status, path, excerpt } => MergeError::Server {
+            status,
+            path: clean(path),
+            excerpt: clean(excerpt),
+        },
+        MergeError::Transport { path, message } => MergeError::Transport {
+            path: clean(path),
+            message: clean(message),
+        },
+        MergeError::Decode { path, message, excerpt } => MergeError::Decode {
+            path: clean(path),
+            message: clean(message),
+            excerpt: clean(excerpt),
+        },
+    }
+}
+
+/// The client scoped to one linked account (`X-Account-Token`) and its rate limit.
+pub struct AccountApi<'a> {
+    client: &'a MergeClient,
+    category: String,
+    token: Option<Secret>,
+    limiter: Arc<RateLimiter>,
+}
+
+impl AccountApi<'_> {
+    /// Every page of `GET {category}/v1/sync-status`.
+    pub fn sync_status(&self) -> Result<Vec<SyncStatus>, MergeError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        let query = [("page_size", "100".to_string())];
+        loop {
+            let page: Page<SyncStatus> = self.get_json("sync-status", &query, cursor.as_deref())?;
+            all.extend(page.results);
+            match page.next.as_deref().map(cursor_of) {
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// `GET {category}/v1/account-details`.
+    pub fn account_details(&self) -> Result<AccountDetails, MergeError> {
+        self.get_json("account-details", &[], None)
+    }
+
+    /// One page of a list endpoint; `cursor` is the previous page's `next`.
+    pub fn list_page(&self, path: &str, query: &ListQuery, cursor: Option<&str>) -> Result<RecordPage, MergeError> {
+        let mut page: RecordPage = self.get_json(path, &query.pairs(), cursor)?;
+        page.next = page.next.as_deref().map(cursor_of);
+        Ok(page)
+    }
+
+    /// Every page of a list endpoint, streamed one page at a time.
+    pub fn pages<'q>(&'q self, path: &'q str, query: &'q ListQuery) -> impl Iterator<Item = Result<RecordPage, MergeError>> + 'q {
+        let mut cursor: Option<String> = None;
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let page = self.list_page(path, query, cursor.as_deref());
+            match &page {
+                Ok(p) => match &p.next {
+                    Some(next) => cursor = Some(next.clone()),
+                    None => done = true,
+                },
+                Err(_) => done = true,
+            }
+            Some(page)
+        })
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)], cursor: Option<&str>) -> Result<T, MergeError> {
+        let body = self.get_with_retries(path, query, cursor)?;
+        serde_json::from_slice(&body).map_err(|e| MergeError::Decode {
+            path: self.display_path(path),
+            message: format!("malformed JSON ({e})"),
+            excerpt: excerpt(&body, &self.secrets()),
+        })
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        let mut s = vec![self.client.api_key.expose()];
+        if let Some(t) = &self.token {
+            s.push(t.expose());
+        }
+        s
+    }
+
+    fn display_path(&self, path: &str) -> String {
+        format!("/{}/v1/{}", self.category, path)
+    }
+
+    fn get_with_retries(&self, path: &str, query: &[(&str, String)], cursor: Option<&str>) -> Result<Vec<u8>, MergeError> {
+        let policy = &self.client.retry;
+        let mut transient_failures = 0;
+        let mut rate_limited = 0;
+        loop {
+            match self.get_once(path, query, cursor) {
+                Ok(body) => return Ok(body),
+                Err(MergeError::RateLimited { path, retry_after }) => {
+                    rate_limited += 1;
+                    let wait = retry_after.unwrap_or(Duration::from_secs(60));
+                    if rate_limited > policy.rate_limit_retries || wait > policy.max_retry_after {
+                        return Err(MergeError::RateLimited { path, retry_after });
+                    }
+                    log::info!("rate limited on {path}; waiting {}s as Merge asks", wait.as_secs());
+                    std::thread::sleep(wait);
+                }
+                Err(e) if e.is_transient() && transient_failures < policy.retries => {
+                    transient_failures += 1;
+                    let cap = policy.base_delay * 2u32.pow(transient_failures - 1);
+                    let delay = cap / 2 + cap.mul_f64(fastrand::f64() / 2.0);
+                    log::info!("{e}; retry {transient_failures} of {} in {delay:?}", policy.retries);
+                    std::thread::sleep(delay);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn get_once(&self, path: &str, query: &[(&str, String)], cursor: Option<&str>) -> Result<Vec<u8>, MergeError> {
+        let url = format!("{}/{}/v1/{}", self.client.base_url, self.category, path);
+        let shown = self.display_path(path);
+        let mut req = self
+            .client
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.client.api_key.expose()))
+            .header("Accept", "application/json");
+        if let Some(token) = &self.token {
+            req = req.header("X-Account-Token", token.expose());
+        }
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        if let Some(c) = cursor {
+            req = req.query("cursor", c);
+        }
+
+        self.limiter.acquire();
+        self.client.failures.start();
+        let result = self.exchange(req, &shown);
+        let failed = match &result {
+            Ok(_) | Err(MergeError::RateLimited { .. }) => false,
+            Err(_) => true,
+        };
+        self.client.failures.finish(failed);
+        result
+    }
+
+    fn exchange(&self, req: ureq::RequestBuilder<ureq::typestate::WithoutBody>, shown: &str) -> Result<Vec<u8>, MergeError> {
+        let transport = |e: ureq::Error| MergeError::Transport {
+            path: shown.to_string(),
+            message: e.to_string(),
+        };
+        let mut resp = req.call().map_err(transport)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(transport)?;
+        let secrets = self.secrets();
+        match status {
+            200..=299 => Ok(body),
+            401 | 403 => Err(MergeError::Unauthorized {
+                path: shown.to_string(),
+                detail: detail(&body, &secrets),
+            }),
+            429 => Err(MergeError::RateLimited {
+                path: shown.to_string(),
+                retry_after,
+            }),
+            408 | 500..=599 => Err(MergeError::Server {
+                status,
+                path: shown.to_string(),
+                excerpt: excerpt(&body, &secrets),
+            }),
+            _ => Err(MergeError::Rejected {
+                status,
+                path: shown.to_string(),
+                detail: detail(&body, &secrets),
+            }),
+        }
+    }
+}
+
+/// `Retry-After` as seconds (an HTTP date is also allowed by the RFC).
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Some(Duration::from_secs_f64(secs.clamp(0.0, 86_400.0)));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let secs = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+    Some(Duration::from_secs(secs.clamp(0, 86_400) as u64))
+}
+
+/// Merge's `next` is an opaque cursor; some proxies and older APIs give a full URL instead.
+fn cursor_of(next: &str) -> String {
+    if next.starts_with("http://") || next.starts_with("https://") {
+        if let Some((_, query)) = next.split_once('?') {
+            for pair in query.split('&') {
+                if let Some(v) = pair.strip_prefix("cursor=") {
+                    return percent_decode(v);
+                }
+            }
+        }
+    }
+    next.to_string()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_is_taken_from_a_next_url_or_used_as_is() {
+        assert_eq!(cursor_of("cD0yMDI2"), "cD0yMDI2");
+        assert_eq!(
+            cursor_of("https://api.merge.dev/api/hris/v1/employees?cursor=cD0y%3D&page_size=100"),
+            "cD0y="
+        );
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn debug_never_shows_the_api_key() {
+        let c = MergeClient::new("http://127.0.0.1:1/api", Secret::new("sk_live_abcdefgh"), ClientOptions::default());
+        assert!(!format!("{c:?}").contains("abcdefgh"));
+    }
+}

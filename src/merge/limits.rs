@@ -1,0 +1,156 @@
+//! Staying under Merge's limits: requests per linked account per minute, and failing
+//! requests per 10 seconds across the whole run (Merge's per-IP rule).
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// At most `limit` requests in any rolling `window`. A sliding log rather than a token bucket,
+/// because the promise is about *any* 60-second window, bursts included.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limit: usize,
+    window: Duration,
+    sent: Mutex<VecDeque<Instant>>,
+}
+
+impl RateLimiter {
+    pub fn per_minute(limit: u32) -> RateLimiter {
+        RateLimiter::new(limit.max(1) as usize, Duration::from_secs(60))
+    }
+
+    pub fn new(limit: usize, window: Duration) -> RateLimiter {
+        RateLimiter {
+            limit,
+            window,
+            sent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Blocks until one more request fits, then counts it.
+    pub fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                while sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                    sent.pop_front();
+                }
+                if sent.len() < self.limit {
+                    sent.push_back(now);
+                    return;
+                }
+                self.window - now.duration_since(sent[0])
+            };
+            std::thread::sleep(wait + Duration::from_millis(1));
+        }
+    }
+}
+
+/// Keeps failing requests under `max` in any rolling `window` across all threads. A request
+/// may fail, so one is only started while recent failures plus requests in flight stay
+/// under the cap.
+#[derive(Debug)]
+pub struct FailureBudget {
+    max: usize,
+    window: Duration,
+    state: Mutex<BudgetState>,
+    freed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    failures: VecDeque<Instant>,
+    in_flight: usize,
+}
+
+impl Default for FailureBudget {
+    fn default() -> Self {
+        FailureBudget::new(20, Duration::from_secs(10))
+    }
+}
+
+impl FailureBudget {
+    pub fn new(max: usize, window: Duration) -> FailureBudget {
+        FailureBudget {
+            max: max.max(1),
+            window,
+            state: Mutex::new(BudgetState::default()),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Blocks until a request may start; pair with [`FailureBudget::finish`].
+    pub fn start(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let now = Instant::now();
+            while st.failures.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                st.failures.pop_front();
+            }
+            if st.failures.len() + st.in_flight < self.max {
+                st.in_flight += 1;
+                return;
+            }
+            let wait = st
+                .failures
+                .front()
+                .map(|t| self.window.saturating_sub(now.duration_since(*t)))
+                .unwrap_or(Duration::from_millis(50))
+                .max(Duration::from_millis(1));
+            st = self
+                .freed
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Ends a request started with [`FailureBudget::start`].
+    pub fn finish(&self, failed: bool) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.in_flight = st.in_flight.saturating_sub(1);
+        if failed {
+            st.failures.push_back(Instant::now());
+        }
+        drop(st);
+        self.freed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_never_exceeds_its_limit_in_a_window() {
+        let limiter = RateLimiter::new(3, Duration::from_millis(200));
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            limiter.acquire();
+            times.push(start.elapsed());
+        }
+        for (i, t) in times.iter().enumerate() {
+            let in_window = times
+                .iter()
+                .filter(|u| **u >= *t && **u < *t + Duration::from_millis(200))
+                .count();
+            assert!(in_window <= 3, "request {i}: {in_window} in one window: {times:?}");
+        }
+        assert!(times[6] >= Duration::from_millis(400));
+    }
+
+    #[test]
+    fn failure_budget_pauses_after_too_many_failures() {
+        let budget = FailureBudget::new(2, Duration::from_millis(150));
+        let start = Instant::now();
+        budget.start();
+        budget.finish(true);
+        budget.start();
+        budget.finish(true);
+        budget.start(); // must wait for the first failure to age out
+        assert!(start.elapsed() >= Duration::from_millis(140));
+        budget.finish(false);
+    }
+}
