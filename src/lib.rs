@@ -9,3 +9,4 @@ pub mod secret;
 pub mod time;
 pub mod webhook;
 pub mod store;
+pub mod sync;

@@ -1,0 +1,432 @@
+//! Detection and planning (SPEC §5, §6): from stored state, Merge's sync-status and `now`,
+//! decide which models are ready, whether the account's initial sync just completed, which
+//! windows to fetch and when to poll next. Pure: no I/O, no clock.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::merge::catalog;
+use crate::merge::models::SyncStatus;
+use crate::store::{Account, ModelState, ObservedStatus};
+
+/// How much each window reaches back before the previous one's upper bound. Merge does not
+/// document whether its bounds are inclusive; the overlap makes that moot, and the upsert
+/// absorbs the re-read records.
+pub const DEFAULT_OVERLAP: Duration = Duration::seconds(1);
+
+/// One `modified_after`/`modified_before` window, possibly resumed at a saved cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub after: Option<DateTime<Utc>>,
+    pub before: DateTime<Utc>,
+    pub cursor: Option<String>,
+}
+
+/// What to fetch for one model, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchPlan {
+    pub model_id: String,
+    pub path: String,
+    /// Whether the endpoint takes `modified_after`/`modified_before`; without them every
+    /// window re-reads the whole model.
+    pub filtered: bool,
+    pub include_deleted: bool,
+    pub windows: Vec<Window>,
+}
+
+/// A model we know about but do not fetch this time, and why (shown in `status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    pub model_id: String,
+    pub reason: String,
+}
+
+/// The outcome of detection for one account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountPlan {
+    pub observed: Vec<ObservedStatus>,
+    pub models_enabled: usize,
+    pub models_ready: usize,
+    /// Every enabled model is ready and the account was not complete before.
+    pub initial_sync_completed_now: bool,
+    pub fetches: Vec<FetchPlan>,
+    pub skips: Vec<Skip>,
+    pub next_poll_at: DateTime<Utc>,
+}
+
+/// How to plan the windows.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Re-read everything up to the latest finished sync (no lower bound).
+    pub full: bool,
+    /// Only these models (empty = all).
+    pub only_models: Vec<String>,
+    pub overlap: Option<Duration>,
+}
+
+fn is_ok_result(s: Option<&str>) -> bool {
+    matches!(s, Some("DONE") | Some("PARTIALLY_SYNCED"))
+}
+
+/// The result that describes the newest finished run: while a sync is running or paused,
+/// `status` says so and `last_sync_result` describes the previous run.
+fn effective_result(st: &SyncStatus) -> Option<&str> {
+    match st.status.as_deref() {
+        Some("SYNCING") | Some("PAUSED") | None => st.last_sync_result.as_deref(),
+        other => other,
+    }
+}
+
+/// Plans one account's pass.
+pub fn plan_account(
+    account: &Account,
+    stored: &[ModelState],
+    statuses: &[SyncStatus],
+    options: &PlanOptions,
+    now: DateTime<Utc>,
+) -> AccountPlan {
+    let overlap = options.overlap.unwrap_or(DEFAULT_OVERLAP);
+    let mut observed = Vec::new();
+    let mut fetches = Vec::new();
+    let mut skips = Vec::new();
+    let mut cadence: Option<Duration> = None;
+
+    let mut sorted: Vec<&SyncStatus> = statuses.iter().collect();
+    sorted.sort_by(|a, b| a.model_id.cmp(&b.model_id));
+    sorted.dedup_by(|a, b| a.model_id == b.model_id);
+
+    for st in sorted {
+        let status = st.status.clone().unwrap_or_else(|| "UNKNOWN".to_string());
+        if status == "DISABLED" || !account.wants_model(&st.model_id) {
+            continue;
+        }
+        let prev = stored.iter().find(|m| m.model_id == st.model_id);
+        // A model's initial sync is complete when it is DONE or no longer initial (the OR
+        // rule); once confirmed (also by a webhook), it stays confirmed.
+        let is_initial = st.is_initial_sync.unwrap_or(true);
+        let ready = prev.is_some_and(|p| p.ready) || status == "DONE" || !is_initial;
+        observed.push(ObservedStatus {
+            model_id: st.model_id.clone(),
+            status: status.clone(),
+            last_sync_result: st.last_sync_result.clone(),
+            is_initial_sync: is_initial,
+            ready,
+            last_sync_start: st.last_sync_start,
+            next_sync_start: st.next_sync_start,
+            last_sync_finished: st.last_sync_finished,
+        });
+        if let (Some(start), Some(next)) = (st.last_sync_start, st.next_sync_start) {
+            let c = next - start;
+            if c > Duration::zero() {
+                cadence = Some(cadence.map_or(c, |old| old.min(c)));
+            }
+        }
+
+        if !options.only_models.is_empty() && !options.only_models.contains(&st.model_id) {
+            continue;
+        }
+        let skip = |reason: &str| Skip {
+            model_id: st.model_id.clone(),
+            reason: reason.to_string(),
+        };
+        if !ready {
+            skips.push(skip("initial sync still running"));
+            continue;
+        }
+        let Some(info) = catalog::find(&st.model_id).filter(|i| i.is_listable()) else {
+            skips.push(skip("no list endpoint known for this model"));
+            continue;
+        };
+
+        let result = effective_result(st);
+        let reported = if is_ok_result(result) { st.last_sync_finished } else { None };
+        let hinted = prev.and_then(|p| p.hinted_last_sync_finished);
+        let target = reported.max(hinted);
+        let have = prev.and_then(|p| p.merge_last_sync_finished);
+        let resume = prev.and_then(|p| match (&p.cursor, p.window_before) {
+            (Some(c), Some(before)) => Some(Window {
+                after: p.window_after,
+                before,
+                cursor: Some(c.clone()),
+            }),
+            _ => None,
+        });
+
+        let mut windows = Vec::new();
+        if options.full {
+            if let Some(b) = target.max(have) {
+                windows.push(Window {
+                    after: None,
+                    before: b,
+                    cursor: None,
+                });
+            }
+        } else {
+            // Finish an interrupted window first; its bound is already promised.
+            let mut covered = have;
+            if let Some(w) = resume {
+                covered = covered.max(Some(w.before));
+                windows.push(w);
+            }
+            if let Some(b) = target {
+                if covered.is_none_or(|c| b > c) {
+                    windows.push(Window {
+                        after: covered.map(|c| c - overlap),
+                        before: b,
+                        cursor: None,
+                    });
+                }
+            }
+        }
+
+        if windows.is_empty() {
+            let reason = match (result, st.last_sync_finished) {
+                (Some("FAILED"), _) => "last sync FAILED; waiting for a successful one",
+                (_, None) if hinted.is_none() => "no finished sync yet",
+                (r, _) if !is_ok_result(r) && hinted.is_none() => "last result is not DONE or PARTIALLY_SYNCED",
+                _ => "up to date",
+            };
+            skips.push(skip(reason));
+            continue;
+        }
+        fetches.push(FetchPlan {
+            model_id: st.model_id.clone(),
+            path: info.path.clone(),
+            filtered: info.supports_modified_filter,
+            include_deleted: info.supports_include_deleted,
+            windows,
+        });
+    }
+
+    let models_enabled = observed.len();
+    let models_ready = observed.iter().filter(|o| o.ready).count();
+    let complete = models_enabled > 0 && models_ready == models_enabled;
+    let initial_sync_completed_now = complete && !account.initial_sync_complete;
+    let next_poll_at = now + poll_interval(account.initial_sync_complete || complete, cadence);
+
+    AccountPlan {
+        observed,
+        models_enabled,
+        models_ready,
+        initial_sync_completed_now,
+        fetches,
+        skips,
+        next_poll_at,
+    }
+}
+
+/// How long until the next scheduled poll (SPEC §6): every 10 minutes during the initial
+/// sync; after it, every 5 minutes when Merge syncs more often than hourly, else every 30.
+pub fn poll_interval(initial_sync_complete: bool, cadence: Option<Duration>) -> Duration {
+    if !initial_sync_complete {
+        return Duration::minutes(10);
+    }
+    match cadence {
+        Some(c) if c < Duration::hours(1) => Duration::minutes(5),
+        _ => Duration::minutes(30),
+    }
+}
+
+/// Backoff after `failures` consecutive failed passes: 1 minute doubling to 1 hour.
+pub fn failure_backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    Duration::minutes(1 << exp).min(Duration::hours(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use crate::store::AccountStatus;
+
+    fn now() -> DateTime<Utc> {
+        crate::time::parse("2026-11-29T12:00:00Z").unwrap()
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        crate::time::parse(s).unwrap()
+    }
+
+    fn account(complete: bool) -> Account {
+        Account {
+            linked_account_id: "la1".into(),
+            end_user_origin_id: None,
+            category: "hris".into(),
+            integration_slug: None,
+            account_token: Secret::new("tok"),
+            status: AccountStatus::Active,
+            models: None,
+            initial_sync_complete: complete,
+            initial_sync_started_at: None,
+            initial_sync_completed_at: None,
+            next_poll_at: None,
+            consecutive_failures: 0,
+            last_error: None,
+            last_polled_at: None,
+            hook_error: None,
+        }
+    }
+
+    fn st(model: &str, status: &str, initial: bool, result: Option<&str>, finished: Option<&str>) -> SyncStatus {
+        SyncStatus {
+            model_id: model.into(),
+            model_name: None,
+            status: Some(status.into()),
+            last_sync_result: result.map(Into::into),
+            is_initial_sync: Some(initial),
+            last_sync_start: None,
+            next_sync_start: None,
+            last_sync_finished: finished.map(t),
+        }
+    }
+
+    fn stored(model: &str, ready: bool, have: Option<&str>) -> ModelState {
+        ModelState {
+            model_id: model.into(),
+            ready,
+            merge_last_sync_finished: have.map(t),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn readiness_follows_the_or_rule_and_skips_disabled() {
+        // (status, is_initial_sync, expected ready)
+        let cases = [
+            ("DONE", true, true),
+            ("SYNCING", false, true),
+            ("SYNCING", true, false),
+            ("FAILED", true, false),
+            ("PARTIALLY_SYNCED", true, false),
+            ("PAUSED", false, true),
+            ("SOMETHING_NEW", true, false),
+        ];
+        for (status, initial, expected) in cases {
+            let statuses = [st("hris.Employee", status, initial, None, None), st("hris.Group", "DISABLED", true, None, None)];
+            let plan = plan_account(&account(false), &[], &statuses, &PlanOptions::default(), now());
+            assert_eq!(plan.models_enabled, 1, "DISABLED must not count");
+            assert_eq!(plan.observed[0].ready, expected, "{status} initial={initial}");
+            assert_eq!(plan.initial_sync_completed_now, expected, "{status} initial={initial}");
+            assert_eq!(plan.observed[0].status, status, "unknown statuses are kept");
+        }
+    }
+
+    #[test]
+    fn initial_sync_completes_only_when_every_enabled_model_is_ready() {
+        let statuses = [
+            st("hris.Employee", "DONE", true, Some("DONE"), Some("2026-11-29T11:00:00Z")),
+            st("hris.Employment", "SYNCING", true, None, None),
+        ];
+        let plan = plan_account(&account(false), &[], &statuses, &PlanOptions::default(), now());
+        assert!(!plan.initial_sync_completed_now);
+        assert_eq!((plan.models_ready, plan.models_enabled), (1, 2));
+        // The ready model is fetched already; the other waits.
+        assert_eq!(plan.fetches.len(), 1);
+        assert_eq!(plan.fetches[0].model_id, "hris.Employee");
+        assert_eq!(plan.next_poll_at, now() + Duration::minutes(10));
+
+        // Already complete: never "completed now" again.
+        let done = [st("hris.Employee", "DONE", false, Some("DONE"), Some("2026-11-29T11:00:00Z"))];
+        assert!(!plan_account(&account(true), &[], &done, &PlanOptions::default(), now()).initial_sync_completed_now);
+        // An account with no enabled model is not complete.
+        let none = [st("hris.Employee", "DISABLED", true, None, None)];
+        assert!(!plan_account(&account(false), &[], &none, &PlanOptions::default(), now()).initial_sync_completed_now);
+    }
+
+    #[test]
+    fn windows_are_contiguous_on_merges_clock() {
+        // (stored bound, status, last_sync_result, last_sync_finished, expected windows as (after, before))
+        let b1 = "2026-11-29T10:00:00Z";
+        let b2 = "2026-11-29T11:00:00Z";
+        let cases: Vec<(Option<&str>, &str, Option<&str>, Option<&str>, Vec<(Option<&str>, &str)>)> = vec![
+            // first run: no lower bound
+            (None, "DONE", Some("DONE"), Some(b1), vec![(None, b1)]),
+            // newer finished sync: from the previous bound minus the overlap
+            (Some(b1), "DONE", Some("DONE"), Some(b2), vec![(Some("2026-11-29T09:59:59Z"), b2)]),
+            // nothing newer
+            (Some(b2), "DONE", Some("DONE"), Some(b2), vec![]),
+            // clock skew: Merge reports an older finish than we hold — never go backwards
+            (Some(b2), "DONE", Some("DONE"), Some(b1), vec![]),
+            // running: the previous run's result decides
+            (Some(b1), "SYNCING", Some("DONE"), Some(b2), vec![(Some("2026-11-29T09:59:59Z"), b2)]),
+            (Some(b1), "PAUSED", Some("PARTIALLY_SYNCED"), Some(b2), vec![(Some("2026-11-29T09:59:59Z"), b2)]),
+            (Some(b1), "SYNCING", Some("FAILED"), Some(b2), vec![]),
+            (Some(b1), "FAILED", Some("FAILED"), Some(b2), vec![]),
+            (Some(b1), "PARTIALLY_SYNCED", None, Some(b2), vec![(Some("2026-11-29T09:59:59Z"), b2)]),
+            // a null last_sync_finished means nothing is ready yet
+            (None, "DONE", Some("DONE"), None, vec![]),
+        ];
+        for (have, status, result, finished, expected) in cases {
+            let statuses = [st("hris.Employee", status, false, result, finished)];
+            let stored = [stored("hris.Employee", true, have)];
+            let plan = plan_account(&account(true), &stored, &statuses, &PlanOptions::default(), now());
+            let got: Vec<(Option<DateTime<Utc>>, DateTime<Utc>)> = plan
+                .fetches
+                .iter()
+                .flat_map(|f| f.windows.iter().map(|w| (w.after, w.before)))
+                .collect();
+            let want: Vec<_> = expected.iter().map(|(a, b)| (a.map(t), t(b))).collect();
+            assert_eq!(got, want, "have={have:?} {status}/{result:?} finished={finished:?}");
+        }
+    }
+
+    #[test]
+    fn an_interrupted_window_is_resumed_before_a_newer_one() {
+        let mut s = stored("hris.Employee", true, Some("2026-11-29T09:00:00Z"));
+        s.cursor = Some("c2".into());
+        s.window_after = Some(t("2026-11-29T08:59:59Z"));
+        s.window_before = Some(t("2026-11-29T10:00:00Z"));
+        let statuses = [st("hris.Employee", "DONE", false, Some("DONE"), Some("2026-11-29T11:00:00Z"))];
+        let plan = plan_account(&account(true), &[s], &statuses, &PlanOptions::default(), now());
+        let w = &plan.fetches[0].windows;
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].cursor.as_deref(), Some("c2"));
+        assert_eq!(w[0].before, t("2026-11-29T10:00:00Z"));
+        assert_eq!(w[1].after, Some(t("2026-11-29T09:59:59Z")));
+        assert_eq!(w[1].cursor, None);
+    }
+
+    #[test]
+    fn a_webhook_hint_makes_a_newer_window_and_full_rereads_everything() {
+        let mut s = stored("hris.Employee", true, Some("2026-11-29T10:00:00Z"));
+        s.hinted_last_sync_finished = Some(t("2026-11-29T11:30:00Z"));
+        let statuses = [st("hris.Employee", "SYNCING", false, Some("DONE"), Some("2026-11-29T10:00:00Z"))];
+        let plan = plan_account(&account(true), std::slice::from_ref(&s), &statuses, &PlanOptions::default(), now());
+        assert_eq!(plan.fetches[0].windows[0].before, t("2026-11-29T11:30:00Z"));
+
+        let full = PlanOptions { full: true, ..Default::default() };
+        let plan = plan_account(&account(true), &[s], &statuses, &full, now());
+        assert_eq!(plan.fetches[0].windows, vec![Window { after: None, before: t("2026-11-29T11:30:00Z"), cursor: None }]);
+    }
+
+    #[test]
+    fn schedule_follows_the_sync_cadence() {
+        assert_eq!(poll_interval(false, None), Duration::minutes(10));
+        assert_eq!(poll_interval(true, Some(Duration::minutes(15))), Duration::minutes(5));
+        assert_eq!(poll_interval(true, Some(Duration::hours(24))), Duration::minutes(30));
+        assert_eq!(poll_interval(true, None), Duration::minutes(30));
+        let mut status = st("hris.Employee", "DONE", false, Some("DONE"), Some("2026-11-29T11:00:00Z"));
+        status.last_sync_start = Some(t("2026-11-29T10:55:00Z"));
+        status.next_sync_start = Some(t("2026-11-29T11:10:00Z"));
+        let plan = plan_account(&account(true), &[], &[status], &PlanOptions::default(), now());
+        assert_eq!(plan.next_poll_at, now() + Duration::minutes(5));
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_minute_to_one_hour() {
+        let got: Vec<i64> = (1..=8).map(|n| failure_backoff(n).num_minutes()).collect();
+        assert_eq!(got, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+
+    #[test]
+    fn models_outside_the_accounts_list_are_ignored() {
+        let mut a = account(false);
+        a.models = Some(vec!["hris.Employee".into()]);
+        let statuses = [
+            st("hris.Employee", "DONE", true, Some("DONE"), Some("2026-11-29T11:00:00Z")),
+            st("hris.Group", "SYNCING", true, None, None),
+        ];
+        let plan = plan_account(&a, &[], &statuses, &PlanOptions::default(), now());
+        assert_eq!(plan.models_enabled, 1);
+        assert!(plan.initial_sync_completed_now);
+    }
+}

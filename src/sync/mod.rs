@@ -1,0 +1,3 @@
+//! The sync engine: plan (pure), then fetch and write, one account at a time.
+
+pub mod detect;
