@@ -75,7 +75,10 @@ mod tests {
     #[test]
     fn known_models_resolve_to_their_list_paths() {
         assert_eq!(find("hris.Employee").unwrap().path, "employees");
-        assert_eq!(find("hris.TimeOffBalance").unwrap().path, "time-off-balances");
+        assert_eq!(
+            find("hris.TimeOffBalance").unwrap().path,
+            "time-off-balances"
+        );
         assert_eq!(find("filestorage.FileStorageFile").unwrap().path, "files");
         assert!(find("hris.Nope").is_none());
     }

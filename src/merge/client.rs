@@ -117,7 +117,12 @@ impl MergeClient {
     }
 
     /// Scopes the client to one linked account, with that account's request limiter.
-    pub fn account(&self, category: &str, token: &Secret, limiter: Arc<RateLimiter>) -> AccountApi<'_> {
+    pub fn account(
+        &self,
+        category: &str,
+        token: &Secret,
+        limiter: Arc<RateLimiter>,
+    ) -> AccountApi<'_> {
         AccountApi {
             client: self,
             category: category.to_string(),
@@ -127,7 +132,11 @@ impl MergeClient {
     }
 
     /// `GET {category}/v1/account-token/{public_token}`: exchanges a Link public token.
-    pub fn exchange_public_token(&self, category: &str, public_token: &Secret) -> Result<AccountTokenExchange, MergeError> {
+    pub fn exchange_public_token(
+        &self,
+        category: &str,
+        public_token: &Secret,
+    ) -> Result<AccountTokenExchange, MergeError> {
         let api = AccountApi {
             client: self,
             category: category.to_string(),
@@ -156,12 +165,20 @@ fn scrub(e: MergeError, secret: &str) -> MergeError {
             path: clean(path),
             retry_after,
         },
-        MergeError::Rejected { status, path, detail } => MergeError::Rejected {
+        MergeError::Rejected {
+            status,
+            path,
+            detail,
+        } => MergeError::Rejected {
             status,
             path: clean(path),
             detail: clean(detail),
         },
-        MergeError::Server { status, path, excerpt } => MergeError::Server {
+        MergeError::Server {
+            status,
+            path,
+            excerpt,
+        } => MergeError::Server {
             status,
             path: clean(path),
             excerpt: clean(excerpt),
@@ -170,7 +187,11 @@ fn scrub(e: MergeError, secret: &str) -> MergeError {
             path: clean(path),
             message: clean(message),
         },
-        MergeError::Decode { path, message, excerpt } => MergeError::Decode {
+        MergeError::Decode {
+            path,
+            message,
+            excerpt,
+        } => MergeError::Decode {
             path: clean(path),
             message: clean(message),
             excerpt: clean(excerpt),
@@ -208,14 +229,23 @@ impl AccountApi<'_> {
     }
 
     /// One page of a list endpoint; `cursor` is the previous page's `next`.
-    pub fn list_page(&self, path: &str, query: &ListQuery, cursor: Option<&str>) -> Result<RecordPage, MergeError> {
+    pub fn list_page(
+        &self,
+        path: &str,
+        query: &ListQuery,
+        cursor: Option<&str>,
+    ) -> Result<RecordPage, MergeError> {
         let mut page: RecordPage = self.get_json(path, &query.pairs(), cursor)?;
         page.next = page.next.as_deref().map(cursor_of);
         Ok(page)
     }
 
     /// Every page of a list endpoint, streamed one page at a time.
-    pub fn pages<'q>(&'q self, path: &'q str, query: &'q ListQuery) -> impl Iterator<Item = Result<RecordPage, MergeError>> + 'q {
+    pub fn pages<'q>(
+        &'q self,
+        path: &'q str,
+        query: &'q ListQuery,
+    ) -> impl Iterator<Item = Result<RecordPage, MergeError>> + 'q {
         let mut cursor: Option<String> = None;
         let mut done = false;
         std::iter::from_fn(move || {
@@ -234,7 +264,12 @@ impl AccountApi<'_> {
         })
     }
 
-    fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)], cursor: Option<&str>) -> Result<T, MergeError> {
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        cursor: Option<&str>,
+    ) -> Result<T, MergeError> {
         let body = self.get_with_retries(path, query, cursor)?;
         serde_json::from_slice(&body).map_err(|e| MergeError::Decode {
             path: self.display_path(path),
@@ -255,7 +290,12 @@ impl AccountApi<'_> {
         format!("/{}/v1/{}", self.category, path)
     }
 
-    fn get_with_retries(&self, path: &str, query: &[(&str, String)], cursor: Option<&str>) -> Result<Vec<u8>, MergeError> {
+    fn get_with_retries(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        cursor: Option<&str>,
+    ) -> Result<Vec<u8>, MergeError> {
         let policy = &self.client.retry;
         let mut transient_failures = 0;
         let mut rate_limited = 0;
@@ -268,14 +308,20 @@ impl AccountApi<'_> {
                     if rate_limited > policy.rate_limit_retries || wait > policy.max_retry_after {
                         return Err(MergeError::RateLimited { path, retry_after });
                     }
-                    log::info!("rate limited on {path}; waiting {}s as Merge asks", wait.as_secs());
+                    log::info!(
+                        "rate limited on {path}; waiting {}s as Merge asks",
+                        wait.as_secs()
+                    );
                     std::thread::sleep(wait);
                 }
                 Err(e) if e.is_transient() && transient_failures < policy.retries => {
                     transient_failures += 1;
                     let cap = policy.base_delay * 2u32.pow(transient_failures - 1);
                     let delay = cap / 2 + cap.mul_f64(fastrand::f64() / 2.0);
-                    log::info!("{e}; retry {transient_failures} of {} in {delay:?}", policy.retries);
+                    log::info!(
+                        "{e}; retry {transient_failures} of {} in {delay:?}",
+                        policy.retries
+                    );
                     std::thread::sleep(delay);
                 }
                 Err(e) => return Err(e),
@@ -283,14 +329,22 @@ impl AccountApi<'_> {
         }
     }
 
-    fn get_once(&self, path: &str, query: &[(&str, String)], cursor: Option<&str>) -> Result<Vec<u8>, MergeError> {
+    fn get_once(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        cursor: Option<&str>,
+    ) -> Result<Vec<u8>, MergeError> {
         let url = format!("{}/{}/v1/{}", self.client.base_url, self.category, path);
         let shown = self.display_path(path);
         let mut req = self
             .client
             .agent
             .get(&url)
-            .header("Authorization", &format!("Bearer {}", self.client.api_key.expose()))
+            .header(
+                "Authorization",
+                &format!("Bearer {}", self.client.api_key.expose()),
+            )
             .header("Accept", "application/json");
         if let Some(token) = &self.token {
             req = req.header("X-Account-Token", token.expose());
@@ -313,7 +367,11 @@ impl AccountApi<'_> {
         result
     }
 
-    fn exchange(&self, req: ureq::RequestBuilder<ureq::typestate::WithoutBody>, shown: &str) -> Result<Vec<u8>, MergeError> {
+    fn exchange(
+        &self,
+        req: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+        shown: &str,
+    ) -> Result<Vec<u8>, MergeError> {
         let transport = |e: ureq::Error| MergeError::Transport {
             path: shown.to_string(),
             message: e.to_string(),
@@ -421,7 +479,11 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_api_key() {
-        let c = MergeClient::new("http://127.0.0.1:1/api", Secret::new("sk_live_abcdefgh"), ClientOptions::default());
+        let c = MergeClient::new(
+            "http://127.0.0.1:1/api",
+            Secret::new("sk_live_abcdefgh"),
+            ClientOptions::default(),
+        );
         assert!(!format!("{c:?}").contains("abcdefgh"));
     }
 }

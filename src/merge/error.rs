@@ -27,7 +27,9 @@ pub enum MergeError {
         path: String,
         excerpt: String,
     },
-    #[error("cannot reach Merge at {path}: {message} (check --api-url / MERGE_API_URL and the network)")]
+    #[error(
+        "cannot reach Merge at {path}: {message} (check --api-url / MERGE_API_URL and the network)"
+    )]
     Transport { path: String, message: String },
     #[error("unexpected response from Merge on {path}: {message}; body starts: {excerpt}")]
     Decode {
@@ -42,13 +44,21 @@ impl MergeError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            MergeError::Server { .. } | MergeError::Transport { .. } | MergeError::RateLimited { .. }
+            MergeError::Server { .. }
+                | MergeError::Transport { .. }
+                | MergeError::RateLimited { .. }
         )
     }
 
     /// Merge rejected a request's parameters (400/404): for a saved cursor, it has expired.
     pub fn is_rejection(&self) -> bool {
-        matches!(self, MergeError::Rejected { status: 400 | 404, .. })
+        matches!(
+            self,
+            MergeError::Rejected {
+                status: 400 | 404,
+                ..
+            }
+        )
     }
 }
 

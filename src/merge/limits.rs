@@ -33,7 +33,10 @@ impl RateLimiter {
             let wait = {
                 let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
-                while sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                while sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
                     sent.pop_front();
                 }
                 if sent.len() < self.limit {
@@ -85,7 +88,11 @@ impl FailureBudget {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let now = Instant::now();
-            while st.failures.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            while st
+                .failures
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.window)
+            {
                 st.failures.pop_front();
             }
             if st.failures.len() + st.in_flight < self.max {
@@ -136,7 +143,10 @@ mod tests {
                 .iter()
                 .filter(|u| **u >= *t && **u < *t + Duration::from_millis(200))
                 .count();
-            assert!(in_window <= 3, "request {i}: {in_window} in one window: {times:?}");
+            assert!(
+                in_window <= 3,
+                "request {i}: {in_window} in one window: {times:?}"
+            );
         }
         assert!(times[6] >= Duration::from_millis(400));
     }

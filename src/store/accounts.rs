@@ -115,7 +115,11 @@ fn from_row(r: &Row) -> rusqlite::Result<Account> {
 
 impl Store {
     /// Registers an account, or relinks it (new token, given details) keeping its state.
-    pub fn upsert_account(&mut self, new: &NewAccount, now: DateTime<Utc>) -> Result<UpsertOutcome> {
+    pub fn upsert_account(
+        &mut self,
+        new: &NewAccount,
+        now: DateTime<Utc>,
+    ) -> Result<UpsertOutcome> {
         let models = new
             .models
             .as_ref()
@@ -228,7 +232,12 @@ impl Store {
             .context("looking an account up by token")
     }
 
-    pub fn set_account_status(&mut self, linked_account_id: &str, status: AccountStatus, now: DateTime<Utc>) -> Result<()> {
+    pub fn set_account_status(
+        &mut self,
+        linked_account_id: &str,
+        status: AccountStatus,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let now = time::format(now);
         self.write(|tx| {
             tx.execute(
@@ -243,7 +252,11 @@ impl Store {
 
     /// Removes an account and its sync state; with `purge`, also its mirrored records.
     pub fn remove_account(&mut self, linked_account_id: &str, purge: bool) -> Result<usize> {
-        let tables = if purge { self.record_tables()? } else { Vec::new() };
+        let tables = if purge {
+            self.record_tables()?
+        } else {
+            Vec::new()
+        };
         self.write(|tx| {
             let mut purged = 0;
             for table in &tables {
@@ -265,26 +278,46 @@ impl Store {
     }
 
     /// Records a pass over the account that succeeded: failures reset, next poll scheduled.
-    pub fn record_account_success(&mut self, linked_account_id: &str, next_poll_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+    pub fn record_account_success(
+        &mut self,
+        linked_account_id: &str,
+        next_poll_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
                 "UPDATE linked_accounts SET consecutive_failures = 0, last_error = NULL,
                     next_poll_at = ?2, last_polled_at = ?3, updated_at = ?3
                  WHERE linked_account_id = ?1",
-                params![linked_account_id, time::format(next_poll_at), time::format(now)],
+                params![
+                    linked_account_id,
+                    time::format(next_poll_at),
+                    time::format(now)
+                ],
             )?;
             Ok(())
         })
     }
 
     /// Records a failed pass: the error, one more failure, and the backoff's next poll.
-    pub fn record_account_failure(&mut self, linked_account_id: &str, error: &str, next_poll_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+    pub fn record_account_failure(
+        &mut self,
+        linked_account_id: &str,
+        error: &str,
+        next_poll_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
                 "UPDATE linked_accounts SET consecutive_failures = consecutive_failures + 1,
                     last_error = ?2, next_poll_at = ?3, last_polled_at = ?4, updated_at = ?4
                  WHERE linked_account_id = ?1",
-                params![linked_account_id, error, time::format(next_poll_at), time::format(now)],
+                params![
+                    linked_account_id,
+                    error,
+                    time::format(next_poll_at),
+                    time::format(now)
+                ],
             )?;
             Ok(())
         })
@@ -303,7 +336,11 @@ impl Store {
     }
 
     /// Notes when we first saw the account's initial sync running.
-    pub fn mark_initial_sync_started(&mut self, linked_account_id: &str, at: DateTime<Utc>) -> Result<()> {
+    pub fn mark_initial_sync_started(
+        &mut self,
+        linked_account_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
                 "UPDATE linked_accounts SET initial_sync_started_at = ?2
@@ -315,7 +352,11 @@ impl Store {
     }
 
     /// Sets `initial_sync_complete` once; returns whether this call was the one that set it.
-    pub fn mark_initial_sync_complete(&mut self, linked_account_id: &str, at: DateTime<Utc>) -> Result<bool> {
+    pub fn mark_initial_sync_complete(
+        &mut self,
+        linked_account_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
         self.write(|tx| {
             let changed = tx.execute(
                 "UPDATE linked_accounts SET initial_sync_complete = 1, initial_sync_completed_at = ?2,
@@ -357,9 +398,19 @@ mod tests {
     fn adding_an_existing_account_relinks_it_and_keeps_state() {
         let mut store = Store::open_in_memory().unwrap();
         let now = Utc::now();
-        assert_eq!(store.upsert_account(&new("a1", "tok-old-1234"), now).unwrap(), UpsertOutcome::Added);
+        assert_eq!(
+            store
+                .upsert_account(&new("a1", "tok-old-1234"), now)
+                .unwrap(),
+            UpsertOutcome::Added
+        );
         store.mark_initial_sync_complete("a1", now).unwrap();
-        assert_eq!(store.upsert_account(&new("a1", "tok-new-5678"), now).unwrap(), UpsertOutcome::Relinked);
+        assert_eq!(
+            store
+                .upsert_account(&new("a1", "tok-new-5678"), now)
+                .unwrap(),
+            UpsertOutcome::Relinked
+        );
         let a = store.account("a1").unwrap().unwrap();
         assert_eq!(a.account_token.expose(), "tok-new-5678");
         assert!(a.initial_sync_complete);
@@ -369,17 +420,24 @@ mod tests {
     #[test]
     fn finds_accounts_by_id_origin_or_token() {
         let mut store = Store::open_in_memory().unwrap();
-        store.upsert_account(&new("a1", "tok-aaaa-1111"), Utc::now()).unwrap();
+        store
+            .upsert_account(&new("a1", "tok-aaaa-1111"), Utc::now())
+            .unwrap();
         assert!(store.find_account("a1").unwrap().is_some());
         assert!(store.find_account("org-a1").unwrap().is_some());
         assert!(store.find_account("nobody").unwrap().is_none());
-        assert!(store.find_account_by_token("tok-aaaa-1111").unwrap().is_some());
+        assert!(store
+            .find_account_by_token("tok-aaaa-1111")
+            .unwrap()
+            .is_some());
     }
 
     #[test]
     fn initial_sync_completion_is_recorded_once() {
         let mut store = Store::open_in_memory().unwrap();
-        store.upsert_account(&new("a1", "tok-aaaa-1111"), Utc::now()).unwrap();
+        store
+            .upsert_account(&new("a1", "tok-aaaa-1111"), Utc::now())
+            .unwrap();
         assert!(store.mark_initial_sync_complete("a1", Utc::now()).unwrap());
         assert!(!store.mark_initial_sync_complete("a1", Utc::now()).unwrap());
     }

@@ -19,7 +19,12 @@ pub struct InboxItem {
 impl Store {
     /// Stores a verified webhook body. Returns `false` when the exact same body was already
     /// stored (Merge retried it), which is not an error.
-    pub fn enqueue_webhook(&mut self, body: &[u8], event: Option<&str>, now: DateTime<Utc>) -> Result<bool> {
+    pub fn enqueue_webhook(
+        &mut self,
+        body: &[u8],
+        event: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let hash = format!("{:x}", Sha256::digest(body));
         self.write(|tx| {
             let n = tx
@@ -49,7 +54,12 @@ impl Store {
             .context("reading the webhook inbox")
     }
 
-    pub fn mark_webhook_applied(&mut self, id: i64, outcome: &str, now: DateTime<Utc>) -> Result<()> {
+    pub fn mark_webhook_applied(
+        &mut self,
+        id: i64,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
                 "UPDATE webhook_inbox SET applied_at = ?2, outcome = ?3 WHERE id = ?1",
@@ -72,7 +82,9 @@ mod tests {
         assert!(!store.enqueue_webhook(b"{\"a\":1}", Some("X"), now).unwrap());
         let pending = store.pending_webhooks().unwrap();
         assert_eq!(pending.len(), 1);
-        store.mark_webhook_applied(pending[0].id, "applied", now).unwrap();
+        store
+            .mark_webhook_applied(pending[0].id, "applied", now)
+            .unwrap();
         assert!(store.pending_webhooks().unwrap().is_empty());
     }
 }

@@ -148,9 +148,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
             }
             .into())
         }
-        Err(e) => {
-            return Err(e).with_context(|| format!("opening state file {}", path.display()))
-        }
+        Err(e) => return Err(e).with_context(|| format!("opening state file {}", path.display())),
     };
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!("state file {} is not in WAL mode ({mode})", path.display());
@@ -194,15 +192,20 @@ mod tests {
     fn refuses_a_file_that_is_not_sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        std::fs::write(&path, b"this is a text file, not a database, and it is long enough")
-            .unwrap();
+        std::fs::write(
+            &path,
+            b"this is a text file, not a database, and it is long enough",
+        )
+        .unwrap();
         let err = Store::open(&path).unwrap_err();
         assert!(
             format!("{err:#}").contains("not a merge-sync state file"),
             "{err:#}"
         );
         // Nothing was written over it.
-        assert!(std::fs::read(&path).unwrap().starts_with(b"this is a text file"));
+        assert!(std::fs::read(&path)
+            .unwrap()
+            .starts_with(b"this is a text file"));
     }
 
     #[test]
@@ -215,6 +218,9 @@ mod tests {
         }
         let err = Store::open(&path).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("99") && msg.contains(&CURRENT_VERSION.to_string()), "{msg}");
+        assert!(
+            msg.contains("99") && msg.contains(&CURRENT_VERSION.to_string()),
+            "{msg}"
+        );
     }
 }

@@ -92,7 +92,11 @@ impl Store {
 
     /// Saves what sync-status said, keeping our own progress columns. `ready` only ever goes
     /// from 0 to 1: once a model's initial sync is confirmed, a later report cannot undo it.
-    pub fn save_observed(&mut self, linked_account_id: &str, observed: &[ObservedStatus]) -> Result<()> {
+    pub fn save_observed(
+        &mut self,
+        linked_account_id: &str,
+        observed: &[ObservedStatus],
+    ) -> Result<()> {
         self.write(|tx| {
             let mut stmt = tx.prepare(
                 "INSERT INTO model_sync_state (linked_account_id, model_id, status, last_sync_result,
@@ -128,7 +132,13 @@ impl Store {
 
     /// Records a webhook's news about a model: the finished sync it announces (kept only if
     /// newer than what we hold) and, before initial sync completes, that the model is ready.
-    pub fn save_hint(&mut self, linked_account_id: &str, model_id: &str, finished: Option<DateTime<Utc>>, ready: bool) -> Result<()> {
+    pub fn save_hint(
+        &mut self,
+        linked_account_id: &str,
+        model_id: &str,
+        finished: Option<DateTime<Utc>>,
+        ready: bool,
+    ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO model_sync_state (linked_account_id, model_id, ready, hinted_last_sync_finished)
@@ -148,7 +158,12 @@ impl Store {
     }
 
     /// Records an error against one model (shown in `status`); progress is kept.
-    pub fn set_model_error(&mut self, linked_account_id: &str, model_id: &str, error: Option<&str>) -> Result<()> {
+    pub fn set_model_error(
+        &mut self,
+        linked_account_id: &str,
+        model_id: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
                 "UPDATE model_sync_state SET last_error = ?3

@@ -90,7 +90,13 @@ impl Store {
     /// window's new bound is stored only with its last page, so a crash at any instant
     /// leaves either the old state or the new one, and a resumed run continues from the
     /// cursor saved with the last page that committed.
-    pub fn write_page(&mut self, linked_account_id: &str, model_id: &str, rows: &[RecordRow], progress: &PageProgress) -> Result<usize> {
+    pub fn write_page(
+        &mut self,
+        linked_account_id: &str,
+        model_id: &str,
+        rows: &[RecordRow],
+        progress: &PageProgress,
+    ) -> Result<usize> {
         let table = records_table(model_id)?;
         let fetched_at = time::format(progress.now);
         self.write(|tx| {
@@ -199,15 +205,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewAccount, ObservedStatus};
     use crate::secret::Secret;
+    use crate::store::{NewAccount, ObservedStatus};
 
     #[test]
     fn table_names_are_snake_case_of_the_model_id() {
         let cases = [
             ("hris.Employee", "hris_employee"),
             ("hris.TimeOffBalance", "hris_time_off_balance"),
-            ("filestorage.FileStorageFile", "filestorage_file_storage_file"),
+            (
+                "filestorage.FileStorageFile",
+                "filestorage_file_storage_file",
+            ),
             ("crm.CRMAccount", "crm_crm_account"),
             ("accounting.Invoices", "accounting_invoices"),
             ("ats.EEOC", "ats_eeoc"),
@@ -288,11 +297,17 @@ mod tests {
         };
         let newer = row("e1", "2026-03-02T10:00:00Z", "new");
         let older = row("e1", "2026-03-01T10:00:00Z", "old");
-        store.write_page("a1", "hris.Employee", &[newer], &progress).unwrap();
-        store.write_page("a1", "hris.Employee", &[older], &progress).unwrap();
+        store
+            .write_page("a1", "hris.Employee", &[newer], &progress)
+            .unwrap();
+        store
+            .write_page("a1", "hris.Employee", &[older], &progress)
+            .unwrap();
         let data: String = store
             .conn
-            .query_row("SELECT data FROM hris_employee WHERE id = 'e1'", [], |r| r.get(0))
+            .query_row("SELECT data FROM hris_employee WHERE id = 'e1'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(data, "new");
         assert_eq!(store.record_count("a1", "hris.Employee").unwrap(), 1);

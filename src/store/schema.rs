@@ -180,7 +180,10 @@ mod tests {
             .unwrap();
         let err = migrate(&mut conn).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains(&format!("version {}", CURRENT_VERSION + 1)), "{msg}");
+        assert!(
+            msg.contains(&format!("version {}", CURRENT_VERSION + 1)),
+            "{msg}"
+        );
         assert!(msg.contains(&format!("version {CURRENT_VERSION}")), "{msg}");
     }
 }

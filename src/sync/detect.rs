@@ -138,7 +138,11 @@ pub fn plan_account(
         };
 
         let result = effective_result(st);
-        let reported = if is_ok_result(result) { st.last_sync_finished } else { None };
+        let reported = if is_ok_result(result) {
+            st.last_sync_finished
+        } else {
+            None
+        };
         let hinted = prev.and_then(|p| p.hinted_last_sync_finished);
         let target = reported.max(hinted);
         let have = prev.and_then(|p| p.merge_last_sync_finished);
@@ -182,7 +186,9 @@ pub fn plan_account(
             let reason = match (result, st.last_sync_finished) {
                 (Some("FAILED"), _) => "last sync FAILED; waiting for a successful one",
                 (_, None) if hinted.is_none() => "no finished sync yet",
-                (r, _) if !is_ok_result(r) && hinted.is_none() => "last result is not DONE or PARTIALLY_SYNCED",
+                (r, _) if !is_ok_result(r) && hinted.is_none() => {
+                    "last result is not DONE or PARTIALLY_SYNCED"
+                }
                 _ => "up to date",
             };
             skips.push(skip(reason));
@@ -266,7 +272,13 @@ mod tests {
         }
     }
 
-    fn st(model: &str, status: &str, initial: bool, result: Option<&str>, finished: Option<&str>) -> SyncStatus {
+    fn st(
+        model: &str,
+        status: &str,
+        initial: bool,
+        result: Option<&str>,
+        finished: Option<&str>,
+    ) -> SyncStatus {
         SyncStatus {
             model_id: model.into(),
             model_name: None,
@@ -301,11 +313,26 @@ mod tests {
             ("SOMETHING_NEW", true, false),
         ];
         for (status, initial, expected) in cases {
-            let statuses = [st("hris.Employee", status, initial, None, None), st("hris.Group", "DISABLED", true, None, None)];
-            let plan = plan_account(&account(false), &[], &statuses, &PlanOptions::default(), now());
+            let statuses = [
+                st("hris.Employee", status, initial, None, None),
+                st("hris.Group", "DISABLED", true, None, None),
+            ];
+            let plan = plan_account(
+                &account(false),
+                &[],
+                &statuses,
+                &PlanOptions::default(),
+                now(),
+            );
             assert_eq!(plan.models_enabled, 1, "DISABLED must not count");
-            assert_eq!(plan.observed[0].ready, expected, "{status} initial={initial}");
-            assert_eq!(plan.initial_sync_completed_now, expected, "{status} initial={initial}");
+            assert_eq!(
+                plan.observed[0].ready, expected,
+                "{status} initial={initial}"
+            );
+            assert_eq!(
+                plan.initial_sync_completed_now, expected,
+                "{status} initial={initial}"
+            );
             assert_eq!(plan.observed[0].status, status, "unknown statuses are kept");
         }
     }
@@ -313,10 +340,22 @@ mod tests {
     #[test]
     fn initial_sync_completes_only_when_every_enabled_model_is_ready() {
         let statuses = [
-            st("hris.Employee", "DONE", true, Some("DONE"), Some("2026-11-29T11:00:00Z")),
+            st(
+                "hris.Employee",
+                "DONE",
+                true,
+                Some("DONE"),
+                Some("2026-11-29T11:00:00Z"),
+            ),
             st("hris.Employment", "SYNCING", true, None, None),
         ];
-        let plan = plan_account(&account(false), &[], &statuses, &PlanOptions::default(), now());
+        let plan = plan_account(
+            &account(false),
+            &[],
+            &statuses,
+            &PlanOptions::default(),
+            now(),
+        );
         assert!(!plan.initial_sync_completed_now);
         assert_eq!((plan.models_ready, plan.models_enabled), (1, 2));
         // The ready model is fetched already; the other waits.
@@ -325,11 +364,23 @@ mod tests {
         assert_eq!(plan.next_poll_at, now() + Duration::minutes(10));
 
         // Already complete: never "completed now" again.
-        let done = [st("hris.Employee", "DONE", false, Some("DONE"), Some("2026-11-29T11:00:00Z"))];
-        assert!(!plan_account(&account(true), &[], &done, &PlanOptions::default(), now()).initial_sync_completed_now);
+        let done = [st(
+            "hris.Employee",
+            "DONE",
+            false,
+            Some("DONE"),
+            Some("2026-11-29T11:00:00Z"),
+        )];
+        assert!(
+            !plan_account(&account(true), &[], &done, &PlanOptions::default(), now())
+                .initial_sync_completed_now
+        );
         // An account with no enabled model is not complete.
         let none = [st("hris.Employee", "DISABLED", true, None, None)];
-        assert!(!plan_account(&account(false), &[], &none, &PlanOptions::default(), now()).initial_sync_completed_now);
+        assert!(
+            !plan_account(&account(false), &[], &none, &PlanOptions::default(), now())
+                .initial_sync_completed_now
+        );
     }
 
     #[test]
@@ -337,35 +388,74 @@ mod tests {
         // (stored bound, status, last_sync_result, last_sync_finished, expected windows as (after, before))
         let b1 = "2026-11-29T10:00:00Z";
         let b2 = "2026-11-29T11:00:00Z";
-        let cases: Vec<(Option<&str>, &str, Option<&str>, Option<&str>, Vec<(Option<&str>, &str)>)> = vec![
+        let cases: Vec<(
+            Option<&str>,
+            &str,
+            Option<&str>,
+            Option<&str>,
+            Vec<(Option<&str>, &str)>,
+        )> = vec![
             // first run: no lower bound
             (None, "DONE", Some("DONE"), Some(b1), vec![(None, b1)]),
             // newer finished sync: from the previous bound minus the overlap
-            (Some(b1), "DONE", Some("DONE"), Some(b2), vec![(Some("2026-11-29T09:59:59Z"), b2)]),
+            (
+                Some(b1),
+                "DONE",
+                Some("DONE"),
+                Some(b2),
+                vec![(Some("2026-11-29T09:59:59Z"), b2)],
+            ),
             // nothing newer
             (Some(b2), "DONE", Some("DONE"), Some(b2), vec![]),
             // clock skew: Merge reports an older finish than we hold — never go backwards
             (Some(b2), "DONE", Some("DONE"), Some(b1), vec![]),
             // running: the previous run's result decides
-            (Some(b1), "SYNCING", Some("DONE"), Some(b2), vec![(Some("2026-11-29T09:59:59Z"), b2)]),
-            (Some(b1), "PAUSED", Some("PARTIALLY_SYNCED"), Some(b2), vec![(Some("2026-11-29T09:59:59Z"), b2)]),
+            (
+                Some(b1),
+                "SYNCING",
+                Some("DONE"),
+                Some(b2),
+                vec![(Some("2026-11-29T09:59:59Z"), b2)],
+            ),
+            (
+                Some(b1),
+                "PAUSED",
+                Some("PARTIALLY_SYNCED"),
+                Some(b2),
+                vec![(Some("2026-11-29T09:59:59Z"), b2)],
+            ),
             (Some(b1), "SYNCING", Some("FAILED"), Some(b2), vec![]),
             (Some(b1), "FAILED", Some("FAILED"), Some(b2), vec![]),
-            (Some(b1), "PARTIALLY_SYNCED", None, Some(b2), vec![(Some("2026-11-29T09:59:59Z"), b2)]),
+            (
+                Some(b1),
+                "PARTIALLY_SYNCED",
+                None,
+                Some(b2),
+                vec![(Some("2026-11-29T09:59:59Z"), b2)],
+            ),
             // a null last_sync_finished means nothing is ready yet
             (None, "DONE", Some("DONE"), None, vec![]),
         ];
         for (have, status, result, finished, expected) in cases {
             let statuses = [st("hris.Employee", status, false, result, finished)];
             let stored = [stored("hris.Employee", true, have)];
-            let plan = plan_account(&account(true), &stored, &statuses, &PlanOptions::default(), now());
+            let plan = plan_account(
+                &account(true),
+                &stored,
+                &statuses,
+                &PlanOptions::default(),
+                now(),
+            );
             let got: Vec<(Option<DateTime<Utc>>, DateTime<Utc>)> = plan
                 .fetches
                 .iter()
                 .flat_map(|f| f.windows.iter().map(|w| (w.after, w.before)))
                 .collect();
             let want: Vec<_> = expected.iter().map(|(a, b)| (a.map(t), t(b))).collect();
-            assert_eq!(got, want, "have={have:?} {status}/{result:?} finished={finished:?}");
+            assert_eq!(
+                got, want,
+                "have={have:?} {status}/{result:?} finished={finished:?}"
+            );
         }
     }
 
@@ -375,8 +465,20 @@ mod tests {
         s.cursor = Some("c2".into());
         s.window_after = Some(t("2026-11-29T08:59:59Z"));
         s.window_before = Some(t("2026-11-29T10:00:00Z"));
-        let statuses = [st("hris.Employee", "DONE", false, Some("DONE"), Some("2026-11-29T11:00:00Z"))];
-        let plan = plan_account(&account(true), &[s], &statuses, &PlanOptions::default(), now());
+        let statuses = [st(
+            "hris.Employee",
+            "DONE",
+            false,
+            Some("DONE"),
+            Some("2026-11-29T11:00:00Z"),
+        )];
+        let plan = plan_account(
+            &account(true),
+            &[s],
+            &statuses,
+            &PlanOptions::default(),
+            now(),
+        );
         let w = &plan.fetches[0].windows;
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].cursor.as_deref(), Some("c2"));
@@ -389,25 +491,65 @@ mod tests {
     fn a_webhook_hint_makes_a_newer_window_and_full_rereads_everything() {
         let mut s = stored("hris.Employee", true, Some("2026-11-29T10:00:00Z"));
         s.hinted_last_sync_finished = Some(t("2026-11-29T11:30:00Z"));
-        let statuses = [st("hris.Employee", "SYNCING", false, Some("DONE"), Some("2026-11-29T10:00:00Z"))];
-        let plan = plan_account(&account(true), std::slice::from_ref(&s), &statuses, &PlanOptions::default(), now());
+        let statuses = [st(
+            "hris.Employee",
+            "SYNCING",
+            false,
+            Some("DONE"),
+            Some("2026-11-29T10:00:00Z"),
+        )];
+        let plan = plan_account(
+            &account(true),
+            std::slice::from_ref(&s),
+            &statuses,
+            &PlanOptions::default(),
+            now(),
+        );
         assert_eq!(plan.fetches[0].windows[0].before, t("2026-11-29T11:30:00Z"));
 
-        let full = PlanOptions { full: true, ..Default::default() };
+        let full = PlanOptions {
+            full: true,
+            ..Default::default()
+        };
         let plan = plan_account(&account(true), &[s], &statuses, &full, now());
-        assert_eq!(plan.fetches[0].windows, vec![Window { after: None, before: t("2026-11-29T11:30:00Z"), cursor: None }]);
+        assert_eq!(
+            plan.fetches[0].windows,
+            vec![Window {
+                after: None,
+                before: t("2026-11-29T11:30:00Z"),
+                cursor: None
+            }]
+        );
     }
 
     #[test]
     fn schedule_follows_the_sync_cadence() {
         assert_eq!(poll_interval(false, None), Duration::minutes(10));
-        assert_eq!(poll_interval(true, Some(Duration::minutes(15))), Duration::minutes(5));
-        assert_eq!(poll_interval(true, Some(Duration::hours(24))), Duration::minutes(30));
+        assert_eq!(
+            poll_interval(true, Some(Duration::minutes(15))),
+            Duration::minutes(5)
+        );
+        assert_eq!(
+            poll_interval(true, Some(Duration::hours(24))),
+            Duration::minutes(30)
+        );
         assert_eq!(poll_interval(true, None), Duration::minutes(30));
-        let mut status = st("hris.Employee", "DONE", false, Some("DONE"), Some("2026-11-29T11:00:00Z"));
+        let mut status = st(
+            "hris.Employee",
+            "DONE",
+            false,
+            Some("DONE"),
+            Some("2026-11-29T11:00:00Z"),
+        );
         status.last_sync_start = Some(t("2026-11-29T10:55:00Z"));
         status.next_sync_start = Some(t("2026-11-29T11:10:00Z"));
-        let plan = plan_account(&account(true), &[], &[status], &PlanOptions::default(), now());
+        let plan = plan_account(
+            &account(true),
+            &[],
+            &[status],
+            &PlanOptions::default(),
+            now(),
+        );
         assert_eq!(plan.next_poll_at, now() + Duration::minutes(5));
     }
 
@@ -422,7 +564,13 @@ mod tests {
         let mut a = account(false);
         a.models = Some(vec!["hris.Employee".into()]);
         let statuses = [
-            st("hris.Employee", "DONE", true, Some("DONE"), Some("2026-11-29T11:00:00Z")),
+            st(
+                "hris.Employee",
+                "DONE",
+                true,
+                Some("DONE"),
+                Some("2026-11-29T11:00:00Z"),
+            ),
             st("hris.Group", "SYNCING", true, None, None),
         ];
         let plan = plan_account(&a, &[], &statuses, &PlanOptions::default(), now());

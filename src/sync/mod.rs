@@ -1,3 +1,15 @@
 //! The sync engine: plan (pure), then fetch and write, one account at a time.
 
+pub mod account;
 pub mod detect;
+pub mod fetch;
+pub mod hook;
+pub mod lock;
+pub mod poll;
+pub mod webhooks;
+
+pub use account::{run_pass, Engine, PassSummary};
+pub use detect::PlanOptions;
+pub use fetch::FetchProgress;
+pub use lock::AccountLock;
+pub use poll::{poll, PollOptions, PollReport};

@@ -91,7 +91,10 @@ pub fn parse(body: &[u8]) -> Result<Webhook, PayloadError> {
         .ok_or(PayloadError::MissingEvent)?;
 
     let empty = Map::new();
-    let data = root.get("data").and_then(Value::as_object).unwrap_or(&empty);
+    let data = root
+        .get("data")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let linked_account = root
         .get("linked_account")
         .map(linked_account_ref)
@@ -315,9 +318,18 @@ mod tests {
         let in_data = br#"{"hook":{"event":"LinkedAccount.linked"},"data":{"account_token":"t","is_relink":true}}"#;
         let top = br#"{"hook":{"event":"LinkedAccount.linked"},"is_relink":"true","data":{}}"#;
         let neither = br#"{"hook":{"event":"LinkedAccount.linked"}}"#;
-        assert_eq!(parse(in_data).unwrap().kind, WebhookKind::Linked { is_relink: true });
-        assert_eq!(parse(top).unwrap().kind, WebhookKind::Linked { is_relink: true });
-        assert_eq!(parse(neither).unwrap().kind, WebhookKind::Linked { is_relink: false });
+        assert_eq!(
+            parse(in_data).unwrap().kind,
+            WebhookKind::Linked { is_relink: true }
+        );
+        assert_eq!(
+            parse(top).unwrap().kind,
+            WebhookKind::Linked { is_relink: true }
+        );
+        assert_eq!(
+            parse(neither).unwrap().kind,
+            WebhookKind::Linked { is_relink: false }
+        );
     }
 
     #[test]
@@ -379,7 +391,8 @@ mod tests {
 
     #[test]
     fn linked_account_synced_is_not_a_model() {
-        let body = br#"{"hook":{"event":"LinkedAccount.synced"},"linked_account":{"category":"hris"}}"#;
+        let body =
+            br#"{"hook":{"event":"LinkedAccount.synced"},"linked_account":{"category":"hris"}}"#;
         assert_eq!(parse(body).unwrap().kind, WebhookKind::Other);
         let bare = br#"{"hook":{"event":".synced"},"linked_account":{"category":"hris"}}"#;
         assert_eq!(parse(bare).unwrap().kind, WebhookKind::Other);
@@ -389,14 +402,24 @@ mod tests {
     fn malformed_bodies_give_clear_errors() {
         let err = parse(b"{\"hook\": ").unwrap_err();
         assert!(matches!(err, PayloadError::Json(_)));
-        assert!(err.to_string().starts_with("webhook body is not valid JSON"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("webhook body is not valid JSON"),
+            "{err}"
+        );
         assert!(matches!(parse(b"[1,2]"), Err(PayloadError::NotAnObject)));
-        assert!(matches!(parse(b"{\"data\":{}}"), Err(PayloadError::MissingEvent)));
+        assert!(matches!(
+            parse(b"{\"data\":{}}"),
+            Err(PayloadError::MissingEvent)
+        ));
         assert!(matches!(
             parse(br#"{"hook":{"event":null}}"#),
             Err(PayloadError::MissingEvent)
         ));
         // A top-level event is tolerated.
-        assert_eq!(parse(br#"{"event":"Issue.new"}"#).unwrap().event, "Issue.new");
+        assert_eq!(
+            parse(br#"{"event":"Issue.new"}"#).unwrap().event,
+            "Issue.new"
+        );
     }
 }

@@ -101,7 +101,8 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 }
 
 fn mac(secret: &str, body: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
+    let mut mac =
+        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
     mac.update(body);
     mac
 }
@@ -175,8 +176,14 @@ mod tests {
         let header = sign("k1", body);
         assert!(header.ends_with('='));
         assert_eq!(verify(&s, body, Some(&header)), Verdict::Valid);
-        assert_eq!(verify(&s, body, Some(header.trim_end_matches('='))), Verdict::Valid);
-        assert_eq!(verify(&s, b"{\"hook\":{ }", Some(&header)), Verdict::Invalid);
+        assert_eq!(
+            verify(&s, body, Some(header.trim_end_matches('='))),
+            Verdict::Valid
+        );
+        assert_eq!(
+            verify(&s, b"{\"hook\":{ }", Some(&header)),
+            Verdict::Invalid
+        );
         assert_eq!(verify(&s, body, Some(&sign("k2", body))), Verdict::Invalid);
         assert_eq!(verify(&s, body, None), Verdict::Missing);
     }
@@ -186,17 +193,29 @@ mod tests {
         let body = b"payload";
         let rotating = secrets("new", Some("old"));
         assert!(rotating.has_previous());
-        assert_eq!(verify(&rotating, body, Some(&sign("old", body))), Verdict::Valid);
-        assert_eq!(verify(&rotating, body, Some(&sign("new", body))), Verdict::Valid);
+        assert_eq!(
+            verify(&rotating, body, Some(&sign("old", body))),
+            Verdict::Valid
+        );
+        assert_eq!(
+            verify(&rotating, body, Some(&sign("new", body))),
+            Verdict::Valid
+        );
 
         let empty_previous = secrets("new", Some(""));
         assert!(!empty_previous.has_previous());
-        assert_eq!(verify(&empty_previous, body, Some(&sign("", body))), Verdict::Invalid);
+        assert_eq!(
+            verify(&empty_previous, body, Some(&sign("", body))),
+            Verdict::Invalid
+        );
     }
 
     #[test]
     fn debug_never_shows_the_keys() {
-        let s = secrets("whsec_supersecret_current", Some("whsec_supersecret_previous"));
+        let s = secrets(
+            "whsec_supersecret_current",
+            Some("whsec_supersecret_previous"),
+        );
         let shown = format!("{s:?}");
         assert!(!shown.contains("supersecret"), "{shown}");
         assert!(shown.contains("(redacted)"));

@@ -1,0 +1,197 @@
+//! Command-line syntax (clap derive). Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the run finished but at least one account failed (or a webhook signature was invalid)
+  2  usage or configuration error (bad flag, missing MERGE_API_KEY, unreadable state file)
+
+A `poll` that finds every due account held by another merge-sync exits 0 after one warning.
+Configuration is read from flags, then the environment, then a .env file in the current
+directory (real environment variables win over .env).";
+
+/// Keeps a local SQLite mirror of Merge.dev Common Model data for every linked account.
+#[derive(Debug, Parser)]
+#[command(name = "merge-sync", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The state file (SQLite).
+    #[arg(
+        long,
+        global = true,
+        env = "MERGE_SYNC_DB",
+        default_value = "merge-sync.db"
+    )]
+    pub db: PathBuf,
+
+    /// Merge API base URL, including `/api` [env: MERGE_API_URL] [default: https://api.merge.dev/api]
+    #[arg(long, global = true, conflicts_with = "region")]
+    pub api_url: Option<String>,
+
+    /// Merge region, instead of --api-url.
+    #[arg(long, global = true, value_enum)]
+    pub region: Option<Region>,
+
+    /// More log output (-v info, -vv debug). Logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Command run once per account when its initial sync completes (through `sh -c`, with
+    /// MERGE_LINKED_ACCOUNT_ID, MERGE_END_USER_ORIGIN_ID and MERGE_CATEGORY set).
+    #[arg(long, global = true, env = "MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE")]
+    pub on_initial_sync_complete: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Region {
+    Us,
+    Eu,
+    Ap,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register, list, enable, disable or remove linked accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// The cron job: one pass over every due account, fetching what is ready, then exit.
+    Poll(PollArgs),
+    /// Sync one account now, regardless of schedule.
+    Fetch(FetchArgs),
+    /// Per-model sync state of every account.
+    Status(StatusArgs),
+    /// Verify a webhook's signature (body on stdin or --body-file); works as a CGI program.
+    VerifyWebhook(VerifyWebhookArgs),
+    /// Receive Merge webhooks over HTTP and apply them in the background.
+    Serve(ServeArgs),
+    /// Run the whole life cycle against a built-in fake Merge, in a temporary state file.
+    Demo,
+    /// Check configuration and connectivity; changes nothing.
+    Check,
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Register a linked account (or relink one: a new token keeps its state).
+    Add(AddArgs),
+    /// List registered accounts.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop syncing an account (its data and state are kept).
+    Disable { account: String },
+    /// Resume syncing a disabled account.
+    Enable { account: String },
+    /// Forget an account; its mirrored records are kept unless --purge.
+    Remove {
+        account: String,
+        /// Also delete the account's mirrored records.
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("token").required(true).args(["account_token", "public_token"])))]
+pub struct AddArgs {
+    /// The linked account's token (X-Account-Token).
+    #[arg(long)]
+    pub account_token: Option<String>,
+    /// A Merge Link public token, exchanged with Merge for the account token.
+    #[arg(long, conflicts_with_all = ["linked_account_id"])]
+    pub public_token: Option<String>,
+    /// hris, ats, accounting, crm, ticketing, filestorage, ...
+    #[arg(long)]
+    pub category: String,
+    /// Merge's linked account id; with it, Merge is not asked for account details.
+    #[arg(long)]
+    pub linked_account_id: Option<String>,
+    /// Your id for the customer (end_user_origin_id).
+    #[arg(long)]
+    pub end_user_origin_id: Option<String>,
+    /// Mirror only these models (comma-separated), e.g. hris.Employee,hris.Employment.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PollArgs {
+    /// Only this account (linked account id or end_user_origin_id); repeatable.
+    #[arg(long = "account")]
+    pub accounts: Vec<String>,
+    /// Ignore schedule and backoff.
+    #[arg(long)]
+    pub force: bool,
+    /// Accounts handled at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+    /// Requests per minute per linked account (Merge's Launch plan allows 100).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The account (linked account id or end_user_origin_id).
+    #[arg(long)]
+    pub account: String,
+    /// Only this model (e.g. hris.Employee); repeatable.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// Re-read everything up to the latest finished sync (a reconciliation pass).
+    #[arg(long)]
+    pub full: bool,
+    /// Requests per minute for this account.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyWebhookArgs {
+    /// The X-Merge-Webhook-Signature value [env: HTTP_X_MERGE_WEBHOOK_SIGNATURE]
+    #[arg(long)]
+    pub signature: Option<String>,
+    /// Read the body from this file instead of stdin.
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+    /// Store a valid webhook in the state file for the next poll to apply.
+    #[arg(long)]
+    pub enqueue: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Requests per minute per linked account for background fetches.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+}

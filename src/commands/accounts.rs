@@ -1,0 +1,232 @@
+//! `accounts add|list|disable|enable|remove`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+
+use super::{resolve_account, views};
+use crate::cli::{AccountsCommand, AddArgs};
+use crate::config::{Config, UsageError};
+use crate::merge::limits::RateLimiter;
+use crate::merge::{catalog, ClientOptions, MergeClient};
+use crate::report;
+use crate::secret::Secret;
+use crate::store::{records_table, AccountStatus, NewAccount, Store, UpsertOutcome};
+
+pub fn run(config: &Config, cmd: AccountsCommand) -> Result<ExitCode> {
+    match cmd {
+        AccountsCommand::Add(args) => add(config, &args),
+        AccountsCommand::List { json } => list(config, json),
+        AccountsCommand::Disable { account } => {
+            set_status(config, &account, AccountStatus::Disabled)
+        }
+        AccountsCommand::Enable { account } => set_status(config, &account, AccountStatus::Active),
+        AccountsCommand::Remove { account, purge } => remove(config, &account, purge),
+    }
+}
+
+fn validate_category(category: &str) -> Result<(), UsageError> {
+    if catalog::is_category(category) {
+        Ok(())
+    } else {
+        Err(UsageError(format!(
+            "unknown category {category:?}; expected one of: {}",
+            catalog::CATEGORIES.join(", ")
+        )))
+    }
+}
+
+fn validate_models(category: &str, models: &[String]) -> Result<Option<Vec<String>>, UsageError> {
+    let models: Vec<String> = models
+        .iter()
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if models.is_empty() {
+        return Ok(None);
+    }
+    for m in &models {
+        records_table(m).map_err(|e| UsageError(e.to_string()))?;
+        if !m.starts_with(&format!("{category}.")) {
+            return Err(UsageError(format!(
+                "model {m:?} is not a {category} model; model ids start with the category, like {category}.Employee"
+            )));
+        }
+        if catalog::find(m).is_none() {
+            log::warn!("model {m} is not in merge-sync's catalogue; it will be tracked but cannot be fetched");
+        }
+    }
+    Ok(Some(models))
+}
+
+fn add(config: &Config, args: &AddArgs) -> Result<ExitCode> {
+    validate_category(&args.category)?;
+    let models = validate_models(&args.category, &args.models)?;
+    // Open an existing state file first, so a corrupt or newer one is refused before any call
+    // to Merge; a new one is only created once Merge has answered.
+    let mut store = if config.db.exists() {
+        Some(Store::open(&config.db)?)
+    } else {
+        None
+    };
+
+    let new = match (&args.account_token, &args.public_token) {
+        (Some(token), _) => {
+            let token = Secret::new(token.trim());
+            match &args.linked_account_id {
+                Some(id) => NewAccount {
+                    linked_account_id: id.clone(),
+                    end_user_origin_id: args.end_user_origin_id.clone(),
+                    category: args.category.clone(),
+                    integration_slug: None,
+                    account_token: token,
+                    models,
+                },
+                None => {
+                    let client = client(config)?;
+                    let limiter = std::sync::Arc::new(RateLimiter::per_minute(100));
+                    let details = client
+                        .account(&args.category, &token, limiter)
+                        .account_details()
+                        .context("asking Merge for the account's details")?;
+                    let id = details.id.clone().context(
+                        "Merge's account-details did not include the linked account id; pass --linked-account-id",
+                    )?;
+                    NewAccount {
+                        linked_account_id: id,
+                        end_user_origin_id: args
+                            .end_user_origin_id
+                            .clone()
+                            .or(details.end_user_origin_id),
+                        category: args.category.clone(),
+                        integration_slug: details.integration_slug,
+                        account_token: token,
+                        models,
+                    }
+                }
+            }
+        }
+        (None, Some(public)) => {
+            let client = client(config)?;
+            let public = Secret::new(public.trim());
+            let exchanged = client
+                .exchange_public_token(&args.category, &public)
+                .context("exchanging the public token with Merge")?;
+            let token = Secret::new(exchanged.account_token);
+            let limiter = std::sync::Arc::new(RateLimiter::per_minute(100));
+            let details = client
+                .account(&args.category, &token, limiter)
+                .account_details()
+                .context("asking Merge for the account's details")?;
+            let id = exchanged
+                .id
+                .or(details.id)
+                .context("Merge did not say which linked account the token belongs to")?;
+            NewAccount {
+                linked_account_id: id,
+                end_user_origin_id: args
+                    .end_user_origin_id
+                    .clone()
+                    .or(details.end_user_origin_id),
+                category: args.category.clone(),
+                integration_slug: details
+                    .integration_slug
+                    .or(exchanged.integration.and_then(|i| i.slug)),
+                account_token: token,
+                models,
+            }
+        }
+        (None, None) => unreachable!("clap requires one of the token flags"),
+    };
+
+    let store = match &mut store {
+        Some(s) => s,
+        None => store.insert(Store::open(&config.db)?),
+    };
+    let outcome = store.upsert_account(&new, Utc::now())?;
+    let verb = match outcome {
+        UpsertOutcome::Added => "added",
+        UpsertOutcome::Relinked => "relinked (token updated, state kept)",
+    };
+    println!(
+        "{verb}: {} ({}{}{}) token {}",
+        new.linked_account_id,
+        new.category,
+        new.integration_slug
+            .as_deref()
+            .map(|s| format!(", {s}"))
+            .unwrap_or_default(),
+        new.end_user_origin_id
+            .as_deref()
+            .map(|s| format!(", origin {s}"))
+            .unwrap_or_default(),
+        new.account_token.masked()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client(config: &Config) -> Result<MergeClient> {
+    Ok(MergeClient::new(
+        &config.api_url,
+        config.api_key()?.clone(),
+        ClientOptions::default(),
+    ))
+}
+
+fn list(config: &Config, json: bool) -> Result<ExitCode> {
+    let Some(store) = Store::open_existing(&config.db)? else {
+        if json {
+            println!("[]");
+        } else {
+            print!("{}", report::accounts_table(&[], Utc::now()));
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut out = Vec::new();
+    for a in store.accounts()? {
+        out.push(views::account_view(&store, &a)?.0);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", report::accounts_table(&out, Utc::now()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn set_status(config: &Config, key: &str, status: AccountStatus) -> Result<ExitCode> {
+    let mut store = existing_store(config)?;
+    let account = resolve_account(&store, key)?;
+    store.set_account_status(&account.linked_account_id, status, Utc::now())?;
+    println!("{}: {}", account.linked_account_id, status.as_str());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove(config: &Config, key: &str, purge: bool) -> Result<ExitCode> {
+    let mut store = existing_store(config)?;
+    let account = resolve_account(&store, key)?;
+    let purged = store.remove_account(&account.linked_account_id, purge)?;
+    if purge {
+        println!(
+            "{}: removed, {purged} mirrored records deleted",
+            account.linked_account_id
+        );
+    } else {
+        println!(
+            "{}: removed; its mirrored records are kept (use --purge to delete them)",
+            account.linked_account_id
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn existing_store(config: &Config) -> Result<Store> {
+    Store::open_existing(&config.db)?.ok_or_else(|| {
+        UsageError(format!(
+            "no state file at {}; add an account first with `merge-sync accounts add`",
+            config.db.display()
+        ))
+        .into()
+    })
+}

@@ -1,0 +1,61 @@
+//! `fetch`: one account, now.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use super::{engine, resolve_account, Progress};
+use crate::cli::FetchArgs;
+use crate::config::{Config, UsageError};
+use crate::store::{records_table, AccountStatus, Store};
+use crate::sync::{run_pass, AccountLock, PlanOptions};
+
+pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
+    for m in &args.models {
+        records_table(m).map_err(|e| UsageError(e.to_string()))?;
+    }
+    let engine = engine(config, args.rate_limit)?;
+    let mut store = Store::open(&config.db)?;
+    let account = resolve_account(&store, &args.account)?;
+    if account.status == AccountStatus::Disabled {
+        return Err(UsageError(format!(
+            "account {} is disabled; enable it first with `merge-sync accounts enable {}`",
+            account.linked_account_id, account.linked_account_id
+        ))
+        .into());
+    }
+    let id = account.linked_account_id.clone();
+    let Some(_lock) = AccountLock::try_acquire(&config.db, &id)? else {
+        bail!("another merge-sync is syncing account {id} right now; try again when it finishes");
+    };
+    crate::sync::webhooks::apply_pending(&mut store, (engine.clock)())?;
+    let account = resolve_account(&store, &id)?;
+
+    let progress = Progress::new();
+    let options = PlanOptions {
+        full: args.full,
+        only_models: args.models.clone(),
+        overlap: None,
+    };
+    let result = run_pass(&engine, &mut store, &account, &options, &mut |p| {
+        progress.show(p)
+    });
+    progress.finish();
+    let summary = result?;
+    if std::io::stderr().is_terminal() {
+        for (model, totals) in &summary.fetched {
+            eprintln!(
+                "{id} {model}: {} records in {} pages",
+                totals.records, totals.pages
+            );
+        }
+        if summary.fetched.is_empty() {
+            eprintln!(
+                "{id}: nothing new to fetch ({} of {} models ready)",
+                summary.models_ready, summary.models_enabled
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

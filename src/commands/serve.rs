@@ -1,0 +1,128 @@
+//! `serve`: the webhook receiver, plus a worker that applies stored webhooks and fetches what
+//! they announce. Cron's `poll` stays the safety net.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+
+use super::engine;
+use crate::cli::ServeArgs;
+use crate::config::{Config, UsageError};
+use crate::store::Store;
+use crate::sync::webhooks::{apply_pending, Applied};
+use crate::sync::{self, Engine, PollOptions};
+use crate::webhook::{self, ServerConfig, WebhookSecrets, WebhookSink};
+
+/// Stores verified bodies in the inbox, durably, before the receiver answers 200.
+struct InboxSink {
+    store: Mutex<Store>,
+    wake: Arc<AtomicBool>,
+}
+
+impl WebhookSink for InboxSink {
+    fn store(&self, body: &[u8]) -> Result<()> {
+        let event = webhook::parse(body).ok().map(|w| w.event);
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.enqueue_webhook(body, event.as_deref(), Utc::now())?;
+        self.wake.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
+    let Some(current) = config.webhook_secret.clone() else {
+        return Err(UsageError(
+            "MERGE_WEBHOOK_SECRET is not set: serve cannot verify webhooks without it".into(),
+        )
+        .into());
+    };
+    let secrets = WebhookSecrets::new(current, config.webhook_secret_previous.clone());
+    let engine = engine(config, args.rate_limit)?;
+    let wake = Arc::new(AtomicBool::new(true));
+    let sink = InboxSink {
+        store: Mutex::new(Store::open(&config.db)?),
+        wake: wake.clone(),
+    };
+    let server = webhook::start(
+        ServerConfig::new(args.listen.clone(), Some(secrets)),
+        Arc::new(sink),
+    )
+    .with_context(|| format!("listening on {}", args.listen))?;
+    eprintln!(
+        "merge-sync serve: listening on http://{}",
+        server.local_addr()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the signal handler")?;
+    }
+    let worker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || worker(&engine, &stop, &wake))
+    };
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    log::info!("stopping");
+    server.stop();
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the webhook worker panicked"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Applies stored webhooks and fetches the accounts they made due, until `stop`.
+fn worker(engine: &Engine, stop: &AtomicBool, wake: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        if wake.swap(false, Ordering::SeqCst) {
+            if let Err(e) = work_once(engine) {
+                log::error!("applying webhooks: {e:#}");
+                // Try again shortly; the webhooks stay in the inbox.
+                std::thread::sleep(Duration::from_secs(1));
+                wake.store(true, Ordering::SeqCst);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn work_once(engine: &Engine) -> Result<()> {
+    let mut store = Store::open(&engine.db_path)?;
+    let mut due: Vec<String> = Vec::new();
+    for applied in apply_pending(&mut store, (engine.clock)())? {
+        if let Applied::Due {
+            linked_account_id, ..
+        } = applied
+        {
+            if !due.contains(&linked_account_id) {
+                due.push(linked_account_id);
+            }
+        }
+    }
+    drop(store);
+    if due.is_empty() {
+        return Ok(());
+    }
+    // The normal pass, under the normal per-account lock: if cron's poll holds an account,
+    // this skips it and the poll picks the news up itself.
+    let report = sync::poll(
+        engine,
+        &PollOptions {
+            accounts: due,
+            force: false,
+            jobs: 2,
+        },
+        &|_| {},
+    )?;
+    for (id, e) in report.failures() {
+        log::warn!("{id}: {e}");
+    }
+    Ok(())
+}

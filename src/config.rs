@@ -1,0 +1,164 @@
+//! Resolving the command line and environment into validated settings.
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Region};
+use crate::secret::Secret;
+
+pub const DEFAULT_API_URL: &str = "https://api.merge.dev/api";
+
+/// A usage or configuration error: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Settings every command shares, resolved once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub db: PathBuf,
+    pub api_url: String,
+    api_key: Option<Secret>,
+    pub webhook_secret: Option<Secret>,
+    pub webhook_secret_previous: Option<Secret>,
+    pub on_initial_sync_complete: Option<String>,
+}
+
+impl Config {
+    /// Resolves `cli` with `env` (the process environment, after `.env`). Flags win over the
+    /// environment; `--api-url` and `--region` win over `MERGE_API_URL`.
+    pub fn resolve(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, UsageError> {
+        let non_empty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let api_url = match (&cli.api_url, cli.region) {
+            (Some(url), _) => url.clone(),
+            (None, Some(region)) => region_url(region).to_string(),
+            (None, None) => {
+                non_empty("MERGE_API_URL").unwrap_or_else(|| DEFAULT_API_URL.to_string())
+            }
+        };
+        let api_url = api_url.trim().trim_end_matches('/').to_string();
+        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+            return Err(UsageError(format!(
+                "API URL {api_url:?} is not an http(s) URL; set --api-url or MERGE_API_URL like \
+                 https://api.merge.dev/api"
+            )));
+        }
+        if cli.db.as_os_str().is_empty() {
+            return Err(UsageError("--db / MERGE_SYNC_DB is empty".into()));
+        }
+        Ok(Config {
+            db: cli.db.clone(),
+            api_url,
+            api_key: non_empty("MERGE_API_KEY").map(|k| Secret::new(k.trim())),
+            webhook_secret: non_empty("MERGE_WEBHOOK_SECRET").map(Secret::new),
+            webhook_secret_previous: non_empty("MERGE_WEBHOOK_SECRET_PREVIOUS").map(Secret::new),
+            on_initial_sync_complete: cli
+                .on_initial_sync_complete
+                .clone()
+                .filter(|c| !c.trim().is_empty()),
+        })
+    }
+
+    /// The API key, or a usage error saying how to set it.
+    pub fn api_key(&self) -> Result<&Secret, UsageError> {
+        self.api_key.as_ref().ok_or_else(|| {
+            UsageError(
+                "MERGE_API_KEY is not set: export it, or put MERGE_API_KEY=... in a .env file in \
+                 the current directory (Merge dashboard → API keys)"
+                    .into(),
+            )
+        })
+    }
+}
+
+pub fn region_url(region: Region) -> &'static str {
+    match region {
+        Region::Us => "https://api.merge.dev/api",
+        Region::Eu => "https://api-eu.merge.dev/api",
+        Region::Ap => "https://api-ap.merge.dev/api",
+    }
+}
+
+/// The log filter: `-q`/`-v` win, then `RUST_LOG`, then warnings and errors only.
+pub fn log_filter(cli: &Cli, rust_log: Option<String>) -> String {
+    match (cli.quiet, cli.verbose) {
+        (true, _) => "error".into(),
+        (false, 1) => "info".into(),
+        (false, n) if n >= 2 => "debug".into(),
+        _ => rust_log
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "warn".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::collections::HashMap;
+
+    fn resolve(args: &[&str], env: &[(&str, &str)]) -> Result<Config, UsageError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut argv = vec!["merge-sync"];
+        argv.extend_from_slice(args);
+        argv.push("check");
+        let cli = Cli::try_parse_from(argv).unwrap();
+        Config::resolve(&cli, &|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn api_url_precedence_is_flag_then_region_then_env_then_default() {
+        assert_eq!(resolve(&[], &[]).unwrap().api_url, DEFAULT_API_URL);
+        assert_eq!(
+            resolve(&[], &[("MERGE_API_URL", "http://e/api/")])
+                .unwrap()
+                .api_url,
+            "http://e/api"
+        );
+        assert_eq!(
+            resolve(&["--region", "eu"], &[("MERGE_API_URL", "http://e/api")])
+                .unwrap()
+                .api_url,
+            "https://api-eu.merge.dev/api"
+        );
+        assert_eq!(
+            resolve(
+                &["--api-url", "http://f/api"],
+                &[("MERGE_API_URL", "http://e/api")]
+            )
+            .unwrap()
+            .api_url,
+            "http://f/api"
+        );
+        assert_eq!(
+            resolve(&["--region", "ap"], &[]).unwrap().api_url,
+            "https://api-ap.merge.dev/api"
+        );
+        assert!(resolve(&["--api-url", "ftp://x"], &[]).is_err());
+    }
+
+    #[test]
+    fn missing_api_key_is_a_usage_error_that_says_how_to_fix_it() {
+        let cfg = resolve(&[], &[]).unwrap();
+        let err = cfg.api_key().unwrap_err().to_string();
+        assert!(err.contains("MERGE_API_KEY"), "{err}");
+        let cfg = resolve(&[], &[("MERGE_API_KEY", "  ")]).unwrap();
+        assert!(cfg.api_key().is_err(), "blank counts as missing");
+        let cfg = resolve(&[], &[("MERGE_API_KEY", "sk_test_12345678")]).unwrap();
+        assert_eq!(cfg.api_key().unwrap().expose(), "sk_test_12345678");
+        assert!(!format!("{cfg:?}").contains("sk_test_12345678"));
+    }
+
+    #[test]
+    fn log_level_flags_beat_rust_log() {
+        let cli = Cli::try_parse_from(["merge-sync", "-v", "check"]).unwrap();
+        assert_eq!(log_filter(&cli, Some("debug".into())), "info");
+        let cli = Cli::try_parse_from(["merge-sync", "check"]).unwrap();
+        assert_eq!(log_filter(&cli, Some("debug".into())), "debug");
+        assert_eq!(log_filter(&cli, None), "warn");
+        let cli = Cli::try_parse_from(["merge-sync", "-q", "check"]).unwrap();
+        assert_eq!(log_filter(&cli, Some("debug".into())), "error");
+    }
+}

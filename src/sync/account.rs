@@ -1,0 +1,162 @@
+//! One pass over one linked account: sync-status, detection, fetches, bookkeeping.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use super::detect::{failure_backoff, plan_account, PlanOptions};
+use super::fetch::{fetch_model, FetchProgress, FetchTotals};
+use super::hook::run_initial_sync_hook;
+use crate::merge::limits::RateLimiter;
+use crate::merge::{MergeClient, MergeError};
+use crate::store::{Account, Store};
+
+/// Everything a pass needs besides the account: shared by every thread of a run.
+#[derive(Clone)]
+pub struct Engine {
+    pub client: MergeClient,
+    pub db_path: PathBuf,
+    /// Requests per minute per linked account.
+    pub rate_limit: u32,
+    pub on_initial_sync_complete: Option<String>,
+    pub clock: fn() -> DateTime<Utc>,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default)]
+pub struct PassSummary {
+    pub fetched: Vec<(String, FetchTotals)>,
+    pub model_errors: Vec<(String, String)>,
+    pub initial_sync_completed: bool,
+    pub models_ready: usize,
+    pub models_enabled: usize,
+}
+
+impl PassSummary {
+    pub fn records(&self) -> u64 {
+        self.fetched.iter().map(|(_, t)| t.records).sum()
+    }
+}
+
+/// Runs one pass over `account` and records its outcome (schedule, backoff, errors) in the
+/// store. The returned error is the account's failure for this run.
+pub fn run_pass(
+    engine: &Engine,
+    store: &mut Store,
+    account: &Account,
+    options: &PlanOptions,
+    progress: &mut dyn FnMut(&FetchProgress),
+) -> Result<PassSummary> {
+    let now = (engine.clock)();
+    let outcome = pass(engine, store, account, options, progress);
+    let id = &account.linked_account_id;
+    match &outcome {
+        Ok((summary, next_poll_at)) if summary.model_errors.is_empty() => {
+            store.record_account_success(id, *next_poll_at, now)?;
+        }
+        Ok((summary, _)) => {
+            let msg = summary
+                .model_errors
+                .iter()
+                .map(|(m, e)| format!("{m}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let next = now + failure_backoff(account.consecutive_failures + 1);
+            store.record_account_failure(id, &msg, next, now)?;
+        }
+        Err(e) => {
+            let next = now + failure_backoff(account.consecutive_failures + 1);
+            store.record_account_failure(id, &format!("{e:#}"), next, now)?;
+        }
+    }
+    match outcome {
+        Ok((summary, _)) if summary.model_errors.is_empty() => Ok(summary),
+        Ok((summary, _)) => {
+            let (model, err) = &summary.model_errors[0];
+            Err(anyhow::anyhow!("{model}: {err}")).with_context(|| {
+                format!(
+                    "{} of {} models failed",
+                    summary.model_errors.len(),
+                    summary.models_enabled
+                )
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn pass(
+    engine: &Engine,
+    store: &mut Store,
+    account: &Account,
+    options: &PlanOptions,
+    progress: &mut dyn FnMut(&FetchProgress),
+) -> Result<(PassSummary, DateTime<Utc>)> {
+    let id = &account.linked_account_id;
+    let limiter = Arc::new(RateLimiter::per_minute(engine.rate_limit));
+    let api = engine
+        .client
+        .account(&account.category, &account.account_token, limiter);
+    let statuses = api.sync_status().map_err(anyhow::Error::from)?;
+    let stored = store.model_states(id)?;
+    let now = (engine.clock)();
+    let plan = plan_account(account, &stored, &statuses, options, now);
+    store.save_observed(id, &plan.observed)?;
+
+    let mut summary = PassSummary {
+        models_ready: plan.models_ready,
+        models_enabled: plan.models_enabled,
+        ..Default::default()
+    };
+    if plan.initial_sync_completed_now {
+        if store.mark_initial_sync_complete(id, now)? {
+            summary.initial_sync_completed = true;
+            log::info!(
+                "{id}: initial sync complete ({} models ready)",
+                plan.models_enabled
+            );
+        }
+    } else if !account.initial_sync_complete {
+        store.mark_initial_sync_started(id, now)?;
+    }
+
+    for fetch in &plan.fetches {
+        match fetch_model(&api, store, id, fetch, &engine.clock, progress) {
+            Ok(totals) => {
+                log::debug!(
+                    "{id} {}: {} records in {} pages",
+                    fetch.model_id,
+                    totals.records,
+                    totals.pages
+                );
+                summary.fetched.push((fetch.model_id.clone(), totals));
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                log::warn!("{id} {}: {msg}", fetch.model_id);
+                store.set_model_error(id, &fetch.model_id, Some(&msg))?;
+                // A rejected token fails every other model the same way: stop here.
+                if matches!(
+                    e.downcast_ref::<MergeError>(),
+                    Some(MergeError::Unauthorized { .. })
+                ) {
+                    return Err(e);
+                }
+                summary.model_errors.push((fetch.model_id.clone(), msg));
+            }
+        }
+    }
+
+    if summary.initial_sync_completed {
+        if let Some(cmd) = &engine.on_initial_sync_complete {
+            let result = run_initial_sync_hook(cmd, account);
+            if let Err(e) = &result {
+                log::warn!("{id}: {e}");
+            }
+            store.set_hook_error(id, result.err().as_deref())?;
+        }
+    }
+    Ok((summary, plan.next_poll_at))
+}

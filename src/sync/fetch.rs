@@ -1,0 +1,175 @@
+//! Runs one model's fetch plan: pages of each window, each written with its cursor.
+
+use anyhow::{anyhow, Result};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::detect::{FetchPlan, Window};
+use crate::merge::models::{RecordHead, RecordPage};
+use crate::merge::{AccountApi, ListQuery, MergeError};
+use crate::store::{PageProgress, RecordRow, Store};
+use crate::time;
+
+/// Merge's largest page.
+pub const PAGE_SIZE: u32 = 100;
+
+/// Progress of a running fetch, for a terminal display.
+#[derive(Debug, Clone)]
+pub struct FetchProgress<'a> {
+    pub linked_account_id: &'a str,
+    pub model_id: &'a str,
+    pub pages: u64,
+    pub records: u64,
+}
+
+/// Totals of one model's fetch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FetchTotals {
+    pub pages: u64,
+    pub records: u64,
+    pub windows: u64,
+}
+
+/// Fetches every window of `plan` for one account. Errors leave the store at the last
+/// committed page, which the next run resumes from.
+pub fn fetch_model(
+    api: &AccountApi,
+    store: &mut Store,
+    linked_account_id: &str,
+    plan: &FetchPlan,
+    clock: &dyn Fn() -> DateTime<Utc>,
+    progress: &mut dyn FnMut(&FetchProgress),
+) -> Result<FetchTotals> {
+    let started_at = clock();
+    let mut totals = FetchTotals::default();
+    for window in &plan.windows {
+        match fetch_window(
+            api,
+            store,
+            linked_account_id,
+            plan,
+            window,
+            started_at,
+            clock,
+            &mut totals,
+            progress,
+        ) {
+            Err(e) if window.cursor.is_some() && is_rejected_cursor(&e) => {
+                // Saved cursors expire; the window's bounds are still right, so read it again
+                // from its first page (the upsert absorbs what is read twice).
+                log::warn!(
+                    "{linked_account_id} {}: Merge rejected the saved cursor; restarting the window",
+                    plan.model_id
+                );
+                store.clear_cursor(linked_account_id, &plan.model_id)?;
+                let fresh = Window {
+                    cursor: None,
+                    ..window.clone()
+                };
+                fetch_window(
+                    api,
+                    store,
+                    linked_account_id,
+                    plan,
+                    &fresh,
+                    started_at,
+                    clock,
+                    &mut totals,
+                    progress,
+                )?;
+            }
+            other => other?,
+        }
+        totals.windows += 1;
+    }
+    Ok(totals)
+}
+
+fn is_rejected_cursor(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<MergeError>()
+        .is_some_and(MergeError::is_rejection)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_window(
+    api: &AccountApi,
+    store: &mut Store,
+    linked_account_id: &str,
+    plan: &FetchPlan,
+    window: &Window,
+    started_at: DateTime<Utc>,
+    clock: &dyn Fn() -> DateTime<Utc>,
+    totals: &mut FetchTotals,
+    progress: &mut dyn FnMut(&FetchProgress),
+) -> Result<()> {
+    let query = ListQuery {
+        page_size: PAGE_SIZE,
+        include_deleted_data: plan.include_deleted,
+        modified_after: window.after.filter(|_| plan.filtered).map(time::format),
+        modified_before: Some(window.before)
+            .filter(|_| plan.filtered)
+            .map(time::format),
+    };
+    let mut cursor = window.cursor.clone();
+    loop {
+        let page = api.list_page(&plan.path, &query, cursor.as_deref())?;
+        let rows = rows_of(&page, &plan.model_id)?;
+        if page.next.is_some() && page.next == cursor {
+            return Err(anyhow!(
+                "Merge returned the same cursor twice for {}; stopping instead of looping",
+                plan.model_id
+            ));
+        }
+        store.write_page(
+            linked_account_id,
+            &plan.model_id,
+            &rows,
+            &PageProgress {
+                window_after: window.after,
+                window_before: window.before,
+                next_cursor: page.next.as_deref(),
+                started_at,
+                now: clock(),
+            },
+        )?;
+        totals.pages += 1;
+        totals.records += rows.len() as u64;
+        progress(&FetchProgress {
+            linked_account_id,
+            model_id: &plan.model_id,
+            pages: totals.pages,
+            records: totals.records,
+        });
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Turns a page into rows, keeping each record's JSON exactly as received.
+fn rows_of(page: &RecordPage, model_id: &str) -> Result<Vec<RecordRow>> {
+    page.results
+        .iter()
+        .map(|raw| {
+            let head: RecordHead = serde_json::from_str(raw.get()).map_err(|e| {
+                anyhow!("a {model_id} record from Merge is not an object ({e}); nothing of this page was written")
+            })?;
+            // A few models (ats.Tag, crm.Association) have no Merge id: key them by their
+            // remote id, or failing that by their content.
+            let id = head
+                .id
+                .clone()
+                .or_else(|| head.remote_id.as_ref().map(|r| format!("remote:{r}")))
+                .unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(raw.get().as_bytes())));
+            Ok(RecordRow {
+                id,
+                remote_id: head.remote_id,
+                created_at: head.created_at.as_deref().map(time::normalize),
+                modified_at: head.modified_at.as_deref().map(time::normalize),
+                remote_was_deleted: head.remote_was_deleted.unwrap_or(false),
+                data: raw.get().to_string(),
+            })
+        })
+        .collect()
+}

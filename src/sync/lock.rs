@@ -1,0 +1,75 @@
+//! One writer per account across processes: an OS file lock per account, beside the state
+//! file. The kernel releases it when its holder exits, however it exits, so a crash never
+//! stalls an account.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+/// A held account lock; released on drop.
+#[derive(Debug)]
+pub struct AccountLock {
+    _file: File,
+}
+
+/// The directory holding the lock files of the state file at `db`.
+pub fn lock_dir(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".locks");
+    db.with_file_name(name)
+}
+
+impl AccountLock {
+    /// Takes the account's lock, or returns `None` when another process (or thread) holds it.
+    pub fn try_acquire(db: &Path, linked_account_id: &str) -> Result<Option<AccountLock>> {
+        let dir = lock_dir(db);
+        if !dir.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder
+                .create(&dir)
+                .with_context(|| format!("creating lock directory {}", dir.display()))?;
+        }
+        // Account ids are Merge's, but hash them anyway: a file name never comes from input.
+        let digest = Sha256::digest(linked_account_id.as_bytes());
+        let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("{name}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(AccountLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let first = AccountLock::try_acquire(&db, "la1").unwrap();
+        assert!(first.is_some());
+        assert!(AccountLock::try_acquire(&db, "la1").unwrap().is_none());
+        assert!(AccountLock::try_acquire(&db, "la2").unwrap().is_some());
+        drop(first);
+        assert!(AccountLock::try_acquire(&db, "la1").unwrap().is_some());
+    }
+}

@@ -1,0 +1,194 @@
+//! Applying stored webhooks (SPEC §7): they only record what Merge announced and make the
+//! account due; the fetch itself is the normal pass, so a webhook can never do more than a
+//! poll would. Duplicates and out-of-order deliveries are harmless because only a finished
+//! sync newer than what we hold counts.
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use crate::merge::catalog;
+use crate::store::{Account, NewAccount, Store};
+use crate::webhook::{self, ModelSyncHint, WebhookKind};
+
+/// What applying one webhook did (stored in the inbox's `outcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// These models of this account are due for a fetch.
+    Due {
+        linked_account_id: String,
+        models: Vec<String>,
+    },
+    /// The account was registered or relinked.
+    Linked {
+        linked_account_id: String,
+    },
+    /// Nothing newer than what we hold (duplicate, late or FAILED).
+    NothingNew {
+        linked_account_id: String,
+    },
+    UnknownAccount,
+    Ignored(String),
+    Malformed(String),
+}
+
+impl Applied {
+    pub fn describe(&self) -> String {
+        match self {
+            Applied::Due {
+                linked_account_id,
+                models,
+            } => format!("due: {linked_account_id} {}", models.join(",")),
+            Applied::Linked { linked_account_id } => format!("linked: {linked_account_id}"),
+            Applied::NothingNew { linked_account_id } => {
+                format!("nothing new: {linked_account_id}")
+            }
+            Applied::UnknownAccount => "unknown account".into(),
+            Applied::Ignored(e) => format!("ignored: {e}"),
+            Applied::Malformed(e) => format!("malformed: {e}"),
+        }
+    }
+}
+
+/// Applies every pending webhook in the inbox, oldest first; returns what each did.
+pub fn apply_pending(store: &mut Store, now: DateTime<Utc>) -> Result<Vec<Applied>> {
+    let pending = store.pending_webhooks()?;
+    let mut out = Vec::with_capacity(pending.len());
+    for item in &pending {
+        let applied = apply(store, &item.body, now)?;
+        match &applied {
+            Applied::UnknownAccount | Applied::Malformed(_) => {
+                log::warn!(
+                    "webhook {} received {}: {}",
+                    item.id,
+                    item.received_at,
+                    applied.describe()
+                )
+            }
+            other => log::info!("webhook {}: {}", item.id, other.describe()),
+        }
+        store.mark_webhook_applied(item.id, &applied.describe(), now)?;
+        out.push(applied);
+    }
+    Ok(out)
+}
+
+/// The result that describes the newest finished run (as in detection).
+fn effective_result(h: &ModelSyncHint) -> Option<&str> {
+    match h.status.as_deref() {
+        Some("SYNCING") | Some("PAUSED") | None => h.last_sync_result.as_deref(),
+        other => other,
+    }
+}
+
+fn find_account(store: &Store, w: &webhook::Webhook) -> Result<Option<Account>> {
+    if let Some(id) = &w.linked_account.id {
+        if let Some(a) = store.account(id)? {
+            return Ok(Some(a));
+        }
+    }
+    if let Some(token) = &w.account_token {
+        if let Some(a) = store.find_account_by_token(token.expose())? {
+            return Ok(Some(a));
+        }
+    }
+    if let Some(origin) = &w.linked_account.end_user_origin_id {
+        let matches: Vec<Account> = store
+            .accounts()?
+            .into_iter()
+            .filter(|a| a.end_user_origin_id.as_deref() == Some(origin))
+            .filter(|a| {
+                w.linked_account
+                    .category
+                    .as_ref()
+                    .is_none_or(|c| c == &a.category)
+            })
+            .collect();
+        if matches.len() == 1 {
+            return Ok(matches.into_iter().next());
+        }
+    }
+    Ok(None)
+}
+
+/// Applies one verified webhook body.
+pub fn apply(store: &mut Store, body: &[u8], now: DateTime<Utc>) -> Result<Applied> {
+    let w = match webhook::parse(body) {
+        Ok(w) => w,
+        Err(e) => return Ok(Applied::Malformed(e.to_string())),
+    };
+    if let WebhookKind::Linked { .. } = w.kind {
+        return link(store, &w, now);
+    }
+    let hints = match &w.kind {
+        WebhookKind::SyncCompleted { models } => models.clone(),
+        WebhookKind::ModelSynced { hint } => vec![hint.clone()],
+        _ => return Ok(Applied::Ignored(format!("event {}", w.event))),
+    };
+    let Some(account) = find_account(store, &w)? else {
+        return Ok(Applied::UnknownAccount);
+    };
+    let id = account.linked_account_id.clone();
+    let states = store.model_states(&id)?;
+    let mut due = Vec::new();
+    for h in hints.iter().filter(|h| account.wants_model(&h.model_id)) {
+        let result = effective_result(h);
+        if !matches!(result, Some("DONE") | Some("PARTIALLY_SYNCED")) {
+            continue;
+        }
+        let Some(finished) = h.last_sync_finished else {
+            continue;
+        };
+        let prev = states.iter().find(|s| s.model_id == h.model_id);
+        let have = prev.and_then(|p| p.merge_last_sync_finished.max(p.hinted_last_sync_finished));
+        if have.is_some_and(|have| finished <= have) {
+            continue;
+        }
+        // Before initial sync completes, a DONE counts toward the model's readiness.
+        let ready = result == Some("DONE") || h.is_initial_sync == Some(false);
+        store.save_hint(&id, &h.model_id, Some(finished), ready)?;
+        due.push(h.model_id.clone());
+    }
+    if due.is_empty() {
+        return Ok(Applied::NothingNew {
+            linked_account_id: id,
+        });
+    }
+    store.make_due(&id)?;
+    Ok(Applied::Due {
+        linked_account_id: id,
+        models: due,
+    })
+}
+
+fn link(store: &mut Store, w: &webhook::Webhook, now: DateTime<Utc>) -> Result<Applied> {
+    let (Some(token), Some(id)) = (&w.account_token, &w.linked_account.id) else {
+        return Ok(Applied::Ignored(
+            "LinkedAccount.linked without an account token or id".into(),
+        ));
+    };
+    let existing = store.account(id)?;
+    let category = w
+        .linked_account
+        .category
+        .clone()
+        .or_else(|| existing.as_ref().map(|a| a.category.clone()));
+    let Some(category) = category.filter(|c| catalog::is_category(c)) else {
+        return Ok(Applied::Ignored(
+            "LinkedAccount.linked for an unknown category".into(),
+        ));
+    };
+    store.upsert_account(
+        &NewAccount {
+            linked_account_id: id.clone(),
+            end_user_origin_id: w.linked_account.end_user_origin_id.clone(),
+            category,
+            integration_slug: w.linked_account.integration_slug.clone(),
+            account_token: token.clone(),
+            models: None,
+        },
+        now,
+    )?;
+    Ok(Applied::Linked {
+        linked_account_id: id.clone(),
+    })
+}
