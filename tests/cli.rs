@@ -1,0 +1,8 @@
+//! CLI tests: the real binary against the fake Merge over loopback, in temp dirs.
+
+#[path = "cli/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+#[path = "cli/bad_input.rs"]
+mod bad_input;

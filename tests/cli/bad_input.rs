@@ -1,0 +1,226 @@
+//! Bad input: each gets a clear message, the right exit code, and loses nothing.
+
+use predicates::prelude::*;
+
+use super::support::Env;
+
+#[test]
+fn missing_api_key_is_a_configuration_error() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    env.cmd()
+        .env_remove("MERGE_API_KEY")
+        .args([
+            "accounts",
+            "add",
+            "--account-token",
+            "tok_abcdefgh1234",
+            "--category",
+            "hris",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("MERGE_API_KEY is not set"));
+    assert!(
+        !env.db().exists(),
+        "nothing is created when a command fails"
+    );
+    env.cmd()
+        .env_remove("MERGE_API_KEY")
+        .arg("poll")
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn api_key_can_come_from_a_dotenv_file_but_the_environment_wins() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    std::fs::write(
+        env.dir.path().join(".env"),
+        "MERGE_SYNC_DB=from-dotenv.db\n",
+    )
+    .unwrap();
+    env.cmd()
+        .env_remove("MERGE_API_KEY")
+        .args([
+            "accounts",
+            "add",
+            "--account-token",
+            "tok_abcdefgh1234",
+            "--category",
+            "hris",
+            "--linked-account-id",
+            "la1",
+        ])
+        .assert()
+        .success();
+    assert!(env.dir.path().join("from-dotenv.db").exists());
+    env.cmd()
+        .env("MERGE_SYNC_DB", "from-env.db")
+        .args([
+            "accounts",
+            "add",
+            "--account-token",
+            "tok_abcdefgh1234",
+            "--category",
+            "hris",
+            "--linked-account-id",
+            "la1",
+        ])
+        .assert()
+        .success();
+    assert!(env.dir.path().join("from-env.db").exists());
+}
+
+#[test]
+fn unknown_category_is_a_usage_error() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    env.cmd()
+        .args([
+            "accounts",
+            "add",
+            "--account-token",
+            "tok_abcdefgh1234",
+            "--category",
+            "payroll",
+        ])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("unknown category \"payroll\"")
+                .and(predicate::str::contains("hris")),
+        );
+    assert!(!env.db().exists());
+}
+
+#[test]
+fn invalid_model_id_is_rejected_before_anything_happens() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    for bad in ["hris.Employee;DROP", "Employee", "hris.employee-x"] {
+        env.cmd()
+            .args([
+                "accounts",
+                "add",
+                "--account-token",
+                "tok_abcdefgh1234",
+                "--category",
+                "hris",
+                "--linked-account-id",
+                "la1",
+                "--models",
+                bad,
+            ])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("invalid model id"));
+    }
+    env.cmd()
+        .args([
+            "accounts",
+            "add",
+            "--account-token",
+            "tok_abcdefgh1234",
+            "--category",
+            "hris",
+            "--linked-account-id",
+            "la1",
+            "--models",
+            "ats.Candidate",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a hris model"));
+    assert!(!env.db().exists());
+}
+
+#[test]
+fn a_state_file_that_is_not_sqlite_is_refused_and_left_alone() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let junk = b"name,token\nacme,tok_1\n".repeat(100);
+    std::fs::write(env.db(), &junk).unwrap();
+    for args in [vec!["status"], vec!["poll"], vec!["accounts", "list"]] {
+        env.cmd()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("not a merge-sync state file"));
+    }
+    assert_eq!(std::fs::read(env.db()).unwrap(), junk);
+}
+
+#[test]
+fn a_state_file_from_a_newer_version_is_refused_naming_both_versions() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    {
+        let conn = rusqlite::Connection::open(env.db()).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+    }
+    env.cmd().arg("status").assert().code(2).stderr(
+        predicate::str::contains("schema version 999").and(predicate::str::contains(format!(
+            "up to schema version {}",
+            merge_sync::store::CURRENT_VERSION
+        ))),
+    );
+}
+
+#[test]
+fn an_unreachable_api_url_fails_the_command_with_a_hint() {
+    // Port 9 (discard) is closed on loopback: the connection is refused at once.
+    let env = Env::new("http://127.0.0.1:9/api");
+    env.cmd()
+        .args([
+            "accounts",
+            "add",
+            "--account-token",
+            "tok_abcdefgh1234",
+            "--category",
+            "hris",
+        ])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("cannot reach Merge")
+                .and(predicate::str::contains("MERGE_API_URL")),
+        );
+    assert!(!env.db().exists());
+}
+
+#[test]
+fn unknown_account_names_are_usage_errors() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    env.cmd()
+        .args([
+            "accounts",
+            "add",
+            "--account-token",
+            "tok_abcdefgh1234",
+            "--category",
+            "hris",
+            "--linked-account-id",
+            "la1",
+        ])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["fetch", "--account", "nobody"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no linked account \"nobody\""));
+    env.cmd()
+        .args(["accounts", "disable", "nobody"])
+        .assert()
+        .code(2);
+    env.cmd()
+        .args(["poll", "--account", "nobody"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    env.cmd().arg("--help").assert().success().stdout(
+        predicate::str::contains("Exit codes")
+            .and(predicate::str::contains("usage or configuration error")),
+    );
+    env.cmd().arg("frobnicate").assert().code(2);
+}
