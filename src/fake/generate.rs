@@ -513,3 +513,21 @@ mod tests {
         assert_eq!(serde_json::from_str::<String>(&s).unwrap(), "a\"b\\c\n\u{1}");
     }
 }
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn probe() {
+        for kind in [super::Kind::Employee, super::Kind::Candidate, super::Kind::Generic] {
+            let mut tot = 0;
+            for i in 0..200 {
+                let mut s = String::new();
+                let id = super::generated_id(7, i);
+                let m = super::Meta { id: &id, created: 1_772_000_000_000_000, modified: 1_772_460_322_123_456, deleted: false };
+                super::render(&mut s, kind, 7, "TimeOffBalance", i, 0, &m);
+                tot += s.len();
+                if i == 1 { println!("{s}"); }
+            }
+            println!("{kind:?} avg {}", tot / 200);
+        }
+    }
+}

@@ -136,3 +136,32 @@ mod tests {
         assert_eq!(head.remote_was_deleted, None);
     }
 }
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+
+    #[test]
+    fn the_sync_status_fixture_parses_with_its_cursor() {
+        let page: Page<SyncStatus> =
+            serde_json::from_str(include_str!("../../fixtures/merge/sync_status_page.json")).unwrap();
+        assert!(page.next.is_some());
+        assert_eq!(page.results.len(), 3);
+        let time_off = &page.results[1];
+        assert_eq!(time_off.status.as_deref(), Some("SYNCING"));
+        assert_eq!(time_off.last_sync_result.as_deref(), Some("PARTIALLY_SYNCED"));
+        assert!(time_off.last_sync_finished.is_some(), "no fractional seconds still parses");
+        assert_eq!(page.results[2].last_sync_finished, None);
+    }
+
+    #[test]
+    fn the_employees_fixture_keeps_each_record_verbatim() {
+        let text = include_str!("../../fixtures/merge/employees_page.json");
+        let page: RecordPage = serde_json::from_str(text).unwrap();
+        assert_eq!(page.results.len(), 2);
+        let deleted: RecordHead = serde_json::from_str(page.results[1].get()).unwrap();
+        assert_eq!(deleted.remote_was_deleted, Some(true));
+        let first: serde_json::Value = serde_json::from_str(page.results[0].get()).unwrap();
+        assert_eq!(first["first_name"], "Greg");
+    }
+}
