@@ -32,6 +32,12 @@ pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// Formats a timestamp for a query parameter as Merge writes its own: UTC, `Z`, and only as
+/// many fractional digits as it has (`2026-03-02T14:05:22Z`, `…22.123456Z`).
+pub fn format_query(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
 /// Normalises a timestamp string from Merge to the stored format; keeps it as given when it
 /// cannot be parsed, so nothing is lost.
 pub fn normalize(s: &str) -> String {

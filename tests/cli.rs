@@ -6,3 +6,6 @@ mod support;
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
+
+#[path = "cli/accounts.rs"]
+mod accounts;

@@ -21,12 +21,15 @@ pub(crate) struct Reply {
 
 pub(crate) enum ReplyBody {
     Json(Vec<u8>),
-    Page {
-        next: Option<String>,
-        previous: Option<String>,
-        ctx: RenderCtx,
-        items: Vec<Record>,
-    },
+    /// Boxed to keep `Reply` small: it is the error type of every handler helper.
+    Page(Box<PageBody>),
+}
+
+pub(crate) struct PageBody {
+    next: Option<String>,
+    previous: Option<String>,
+    ctx: RenderCtx,
+    items: Vec<Record>,
 }
 
 impl Reply {
@@ -55,12 +58,13 @@ impl Reply {
     pub(crate) fn into_response(self) -> HttpResponse {
         let body = match self.body {
             ReplyBody::Json(bytes) => bytes,
-            ReplyBody::Page {
-                next,
-                previous,
-                ctx,
-                items,
-            } => {
+            ReplyBody::Page(page) => {
+                let PageBody {
+                    next,
+                    previous,
+                    ctx,
+                    items,
+                } = *page;
                 let mut s = String::with_capacity(96 + items.len() * 1400);
                 s.push_str("{\"next\":");
                 push_opt_str(&mut s, next.as_deref());
@@ -218,7 +222,9 @@ pub(crate) fn handle(state: &FakeState, req: &HttpRequest) -> Reply {
     let result = match (routed.route, acct) {
         (Route::AccountToken(public), _) => account_token(state, public),
         (Route::SyncStatus, Some(a)) => sync_status(state, a, req),
-        (Route::AccountDetails, Some(a)) => Ok(Reply::json(200, &state.account_at(a).details_json())),
+        (Route::AccountDetails, Some(a)) => {
+            Ok(Reply::json(200, &state.account_at(a).details_json()))
+        }
         (Route::List(info), Some(a)) => list(state, a, info, req),
         (Route::Retrieve(info, id), Some(a)) => retrieve(state, a, info, id),
         // authenticate() returns an account for every route that needs one.
@@ -263,7 +269,8 @@ fn sync_status(state: &FakeState, acct: usize, req: &HttpRequest) -> Result<Repl
         .take(size)
         .map(|m| m.sync.to_json())
         .collect();
-    let next = (offset + size < models.len()).then(|| encode_token(&format!("s|{}", offset + size)));
+    let next =
+        (offset + size < models.len()).then(|| encode_token(&format!("s|{}", offset + size)));
     let previous =
         (offset > 0).then(|| encode_token(&format!("s|{}", offset.saturating_sub(size))));
     Ok(Reply::json(
@@ -292,7 +299,9 @@ fn bool_param(req: &HttpRequest, name: &str) -> Result<bool, Reply> {
     match req.param(name).map(str::to_ascii_lowercase).as_deref() {
         None | Some("") | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
-        Some(_) => Err(Reply::bad_request(&format!("{name}: Must be true or false."))),
+        Some(_) => Err(Reply::bad_request(&format!(
+            "{name}: Must be true or false."
+        ))),
     }
 }
 
@@ -303,7 +312,7 @@ fn after_micros(t: DateTime<Utc>) -> i64 {
 
 /// m < `t`  ⇔  m < ceil(t) in microseconds.
 fn before_micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros() + i64::from(t.timestamp_subsec_nanos() % 1000 != 0)
+    t.timestamp_micros() + i64::from(!t.timestamp_subsec_nanos().is_multiple_of(1000))
 }
 
 fn list(
@@ -347,12 +356,12 @@ fn list(
     Ok(Reply {
         status: 200,
         headers: Vec::new(),
-        body: ReplyBody::Page {
+        body: ReplyBody::Page(Box::new(PageBody {
             next: page.next.map(|c| c.encode()),
             previous: page.previous.map(|c| c.encode()),
             ctx: model.store.ctx.clone(),
             items: page.items,
-        },
+        })),
     })
 }
 
@@ -362,7 +371,9 @@ fn retrieve(
     info: &'static ModelInfo,
     id: &str,
 ) -> Result<Reply, Reply> {
-    let model = state.model(acct, &info.model_id).ok_or_else(Reply::not_found)?;
+    let model = state
+        .model(acct, &info.model_id)
+        .ok_or_else(Reply::not_found)?;
     let rec = model.store.get(id).ok_or_else(Reply::not_found)?;
     Ok(Reply {
         status: 200,

@@ -204,7 +204,10 @@ mod tests {
             r#"{"path": "employees", "times": 2, "kind": "rate_limit", "retry_after": 3}"#,
         )
         .unwrap();
-        assert!(matches!(f.action, FaultAction::RateLimit { retry_after: 3 }));
+        assert!(matches!(
+            f.action,
+            FaultAction::RateLimit { retry_after: 3 }
+        ));
         assert_eq!(f.times, Some(2));
         let d: Fault = serde_json::from_str(r#"{"kind": "delay", "ms": 1500}"#).unwrap();
         assert!(

@@ -56,7 +56,10 @@ impl From<io::Error> for ReadError {
 /// Reads one line (up to CRLF or LF) into `buf`, counting against the head budget.
 fn read_line(r: &mut impl BufRead, budget: &mut usize) -> Result<Option<String>, ReadError> {
     let mut line = Vec::new();
-    let n = r.by_ref().take(*budget as u64 + 1).read_until(b'\n', &mut line)?;
+    let n = r
+        .by_ref()
+        .take(*budget as u64 + 1)
+        .read_until(b'\n', &mut line)?;
     if n == 0 {
         return Ok(None);
     }
@@ -118,7 +121,9 @@ pub(crate) fn read_request(r: &mut impl BufRead) -> Result<Option<HttpRequest>, 
         return Err(ReadError::Bad("chunked request bodies are not supported"));
     }
     if let Some(len) = find("content-length") {
-        let len: usize = len.parse().map_err(|_| ReadError::Bad("bad Content-Length"))?;
+        let len: usize = len
+            .parse()
+            .map_err(|_| ReadError::Bad("bad Content-Length"))?;
         if len > MAX_BODY {
             return Err(ReadError::Bad("request body too large"));
         }
@@ -252,7 +257,10 @@ mod tests {
         assert_eq!(req.method, "GET");
         assert_eq!(req.path, "/api/hris/v1/employees");
         assert_eq!(req.param("page_size"), Some("7"));
-        assert_eq!(req.param("modified_after"), Some("2026-03-02T14:05:22+00:00"));
+        assert_eq!(
+            req.param("modified_after"),
+            Some("2026-03-02T14:05:22+00:00")
+        );
         assert_eq!(req.param("x"), Some("a b"));
         assert_eq!(req.header("x-account-token"), Some("tok"));
         assert!(req.keep_alive);
@@ -262,7 +270,10 @@ mod tests {
     fn rejects_garbage_and_reports_clean_eof() {
         assert!(parse("").unwrap().is_none());
         assert!(matches!(parse("NONSENSE\r\n\r\n"), Err(ReadError::Bad(_))));
-        assert!(matches!(parse("GET / HTTP/1.1\r\nbad header\r\n\r\n"), Err(ReadError::Bad(_))));
+        assert!(matches!(
+            parse("GET / HTTP/1.1\r\nbad header\r\n\r\n"),
+            Err(ReadError::Bad(_))
+        ));
         assert_eq!(decode("%zz%4", false), "%zz%4");
         assert_eq!(decode("a%2Fb", false), "a/b");
     }

@@ -394,7 +394,8 @@ impl FromStr for TimeSpec {
 impl<'de> Deserialize<'de> for TimeSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<TimeSpec, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(|e: anyhow::Error| serde::de::Error::custom(format!("{e:#}")))
+        s.parse()
+            .map_err(|e: anyhow::Error| serde::de::Error::custom(format!("{e:#}")))
     }
 }
 
@@ -498,7 +499,10 @@ mod tests {
         );
         assert_eq!("now".parse::<TimeSpec>().unwrap(), TimeSpec::now());
         let at = "2026-03-02T14:05:22Z".parse::<TimeSpec>().unwrap();
-        assert_eq!(at, TimeSpec::At(crate::time::parse("2026-03-02T14:05:22Z").unwrap()));
+        assert_eq!(
+            at,
+            TimeSpec::At(crate::time::parse("2026-03-02T14:05:22Z").unwrap())
+        );
         assert!("yesterday".parse::<TimeSpec>().is_err());
         assert_eq!(parse_delta("250ms").unwrap(), TimeDelta::milliseconds(250));
         assert!(parse_delta("5x").is_err());

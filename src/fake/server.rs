@@ -106,7 +106,9 @@ impl FakeMerge {
         let state = FakeState::from_scenario(&scenario)?;
         let listener =
             TcpListener::bind(addr).with_context(|| format!("binding fake Merge to {addr}"))?;
-        let addr = listener.local_addr().context("reading the fake's address")?;
+        let addr = listener
+            .local_addr()
+            .context("reading the fake's address")?;
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             requests: Mutex::new(Vec::new()),
@@ -421,7 +423,11 @@ fn answer(shared: &Shared, req: &HttpRequest) -> HttpResponse {
         reply.into_response()
     }));
     result.unwrap_or_else(|_| {
-        log::error!("fake-merge: handler panicked on {} {}", req.method, req.path);
+        log::error!(
+            "fake-merge: handler panicked on {} {}",
+            req.method,
+            req.path
+        );
         Reply::detail(500, "fake-merge internal error").into_response()
     })
 }

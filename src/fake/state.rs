@@ -87,7 +87,10 @@ pub struct FakeAccount {
 
 impl FakeAccount {
     pub fn model_ids(&self) -> Vec<String> {
-        self.models.iter().map(|m| m.sync.model_id.clone()).collect()
+        self.models
+            .iter()
+            .map(|m| m.sync.model_id.clone())
+            .collect()
     }
 
     /// The `account-details` response.
@@ -384,7 +387,10 @@ impl FakeState {
 
     pub fn sync_status(&self, account_id: &str, model_id: &str) -> Option<&SyncStatus> {
         let a = self.account(account_id)?;
-        a.models.iter().find(|m| m.sync.model_id == model_id).map(|m| &m.sync)
+        a.models
+            .iter()
+            .find(|m| m.sync.model_id == model_id)
+            .map(|m| &m.sync)
     }
 
     pub fn sync_status_mut(&mut self, account_id: &str, model_id: &str) -> Option<&mut SyncStatus> {
@@ -477,7 +483,12 @@ impl FakeState {
     }
 
     /// Soft-deletes a record: `remote_was_deleted: true`, `modified_at` = now.
-    pub fn delete_record(&mut self, account_id: &str, model_id: &str, id: &str) -> anyhow::Result<()> {
+    pub fn delete_record(
+        &mut self,
+        account_id: &str,
+        model_id: &str,
+        id: &str,
+    ) -> anyhow::Result<()> {
         let (a, m) = self.indices(account_id, model_id)?;
         let now = micros(self.now());
         if !self.accounts[a].models[m].store.touch(id, now, true) {
@@ -608,14 +619,18 @@ impl FakeState {
                 .unwrap_or_else(|| "admin@acme-corp.example".to_string()),
             integration: spec.integration.clone().unwrap_or_else(|| slug.clone()),
             integration_slug: slug,
-            status: spec.status.clone().unwrap_or_else(|| "COMPLETE".to_string()),
+            status: spec
+                .status
+                .clone()
+                .unwrap_or_else(|| "COMPLETE".to_string()),
             account_type: spec
                 .account_type
                 .clone()
                 .unwrap_or_else(|| "PRODUCTION".to_string()),
-            completed_at: Some(spec.completed_at.map_or(origin - TimeDelta::days(1), |t| {
-                t.resolve(origin)
-            })),
+            completed_at: Some(
+                spec.completed_at
+                    .map_or(origin - TimeDelta::days(1), |t| t.resolve(origin)),
+            ),
             revoked: false,
             models: Vec::new(),
         });
@@ -645,7 +660,11 @@ impl FakeState {
                 account.category
             );
         }
-        if account.models.iter().any(|m| m.sync.model_id == spec.model_id) {
+        if account
+            .models
+            .iter()
+            .any(|m| m.sync.model_id == spec.model_id)
+        {
             bail!("model {} listed twice", spec.model_id);
         }
         let at = |t: &Option<TimeSpec>| t.map(|t| t.resolve(origin));
@@ -686,7 +705,10 @@ impl FakeState {
             (None, None) => (micros(origin) - 3_600_000_000, micros(origin)),
         };
         if hi < lo {
-            bail!("model {}: generated_between ends before it starts", spec.model_id);
+            bail!(
+                "model {}: generated_between ends before it starts",
+                spec.model_id
+            );
         }
         generate_records(&mut store, spec, lo, hi, seed);
         for (i, record) in spec.records.iter().enumerate() {
@@ -714,7 +736,14 @@ impl FakeState {
         self.events.insert((at, self.next_seq), event);
     }
 
-    fn schedule_start(&mut self, acct: usize, model: usize, script: Arc<SyncScript>, run_no: u32, at: i64) {
+    fn schedule_start(
+        &mut self,
+        acct: usize,
+        model: usize,
+        script: Arc<SyncScript>,
+        run_no: u32,
+        at: i64,
+    ) {
         self.push_event(
             at,
             Event::Start {
@@ -764,7 +793,14 @@ impl FakeState {
         }
     }
 
-    fn start_run(&mut self, acct: usize, model: usize, script: Arc<SyncScript>, run_no: u32, at: i64) {
+    fn start_run(
+        &mut self,
+        acct: usize,
+        model: usize,
+        script: Arc<SyncScript>,
+        run_no: u32,
+        at: i64,
+    ) {
         let m = &mut self.accounts[acct].models[model];
         let seed = mix(m.seed, 0x5c41_7000 + run_no as u64);
         let mut ops = Vec::with_capacity(script.creates + script.updates + script.deletes);
@@ -772,11 +808,19 @@ impl FakeState {
         ops.extend(std::iter::repeat_n(OpKind::Update, script.updates));
         ops.extend(std::iter::repeat_n(OpKind::Delete, script.deletes));
         fastrand::Rng::with_seed(seed).shuffle(&mut ops);
-        let end = at + script.duration.num_microseconds().unwrap_or(i64::MAX / 4).max(0);
+        let end = at
+            + script
+                .duration
+                .num_microseconds()
+                .unwrap_or(i64::MAX / 4)
+                .max(0);
         m.running += 1;
         m.sync.status = "SYNCING".to_string();
         m.sync.last_sync_start = Some(from_micros(at));
-        m.sync.next_sync_start = script.cadence.map(|c| from_micros(at) + c);
+        let cadence_next = script.cadence.map(|c| from_micros(at) + c);
+        let scheduled = self.next_scheduled_start(acct, model).map(from_micros);
+        let m = &mut self.accounts[acct].models[model];
+        m.sync.next_sync_start = cadence_next.or(scheduled);
         self.next_seq += 1;
         let run_id = self.next_seq;
         let run = Run {
@@ -856,15 +900,30 @@ impl FakeState {
                 self.schedule_start(r.acct, r.model, r.script, r.run_no + 1, next);
             }
         }
+        // Merge reports the next run it has planned, whichever script it comes from.
+        if let Some(next) = self.next_scheduled_start(r.acct, r.model) {
+            self.accounts[r.acct].models[r.model].sync.next_sync_start = Some(from_micros(next));
+        }
+    }
+
+    /// When the next scripted run of a model starts, if one is scheduled.
+    fn next_scheduled_start(&self, acct: usize, model: usize) -> Option<i64> {
+        self.events.iter().find_map(|((at, _), e)| match e {
+            Event::Start {
+                acct: a, model: m, ..
+            } if *a == acct && *m == model => Some(*at),
+            _ => None,
+        })
     }
 }
 
 /// Adds the fields every Common Model carries when a record leaves them out.
 fn fill_common_fields(obj: &mut Map<String, Value>) {
-    obj.entry("remote_was_deleted").or_insert(Value::Bool(false));
-    obj.entry("field_mappings").or_insert_with(|| {
-        json!({"organization_defined_targets": {}, "linked_account_defined_targets": {}})
-    });
+    obj.entry("remote_was_deleted")
+        .or_insert(Value::Bool(false));
+    obj.entry("field_mappings").or_insert_with(
+        || json!({"organization_defined_targets": {}, "linked_account_defined_targets": {}}),
+    );
     obj.entry("remote_data").or_insert(Value::Null);
 }
 
@@ -878,7 +937,12 @@ fn generate_records(store: &mut ModelStore, spec: &ModelSpec, lo: i64, hi: i64, 
         // Evenly spread inside (lo, hi), with sub-step jitter so microseconds look real.
         let base = lo + (span * (2 * i as i128 + 1) / (2 * n as i128)) as i64;
         let jitter_max = (span / (4 * n as i128)) as i64;
-        let modified = base + if jitter_max > 0 { rng.i64(0..jitter_max) } else { 0 };
+        let modified = base
+            + if jitter_max > 0 {
+                rng.i64(0..jitter_max)
+            } else {
+                0
+            };
         let created = if rng.u32(0..10) < 7 {
             modified
         } else {
@@ -953,16 +1017,22 @@ mod tests {
 
     fn world() -> FakeState {
         let scenario = Scenario {
-            start: Some(TimeSpec::At(crate::time::parse("2026-03-02T12:00:00Z").unwrap())),
+            start: Some(TimeSpec::At(
+                crate::time::parse("2026-03-02T12:00:00Z").unwrap(),
+            )),
             freeze_clock: true,
             ..Scenario::new("key")
         }
         .account(
             AccountSpec::new("acct-1", "tok-1", "hris")
-                .model(ModelSpec::done("hris.Employee", TimeSpec::ago(TimeDelta::hours(1))).generate(50))
-                .model(ModelSpec::initial_syncing("hris.Team").schedule(
-                    SyncScript::new(TimeDelta::minutes(10)).writes(20, 0, 0),
-                )),
+                .model(
+                    ModelSpec::done("hris.Employee", TimeSpec::ago(TimeDelta::hours(1)))
+                        .generate(50),
+                )
+                .model(
+                    ModelSpec::initial_syncing("hris.Team")
+                        .schedule(SyncScript::new(TimeDelta::minutes(10)).writes(20, 0, 0)),
+                ),
         );
         FakeState::from_scenario(&scenario).unwrap()
     }
@@ -989,7 +1059,10 @@ mod tests {
         s.advance(TimeDelta::minutes(5));
         let halfway = s.record_count("acct-1", "hris.Team");
         assert!((8..=12).contains(&halfway), "{halfway}");
-        assert_eq!(s.sync_status("acct-1", "hris.Team").unwrap().status, "SYNCING");
+        assert_eq!(
+            s.sync_status("acct-1", "hris.Team").unwrap().status,
+            "SYNCING"
+        );
         s.advance(TimeDelta::minutes(5));
         let st = s.sync_status("acct-1", "hris.Team").unwrap();
         assert_eq!(st.status, "DONE");

@@ -240,7 +240,12 @@ impl ModelStore {
     }
 
     /// Adds a generated record; returns its id.
-    pub(crate) fn create_generated(&mut self, created: i64, modified: i64, deleted: bool) -> Arc<str> {
+    pub(crate) fn create_generated(
+        &mut self,
+        created: i64,
+        modified: i64,
+        deleted: bool,
+    ) -> Arc<str> {
         let (index, id) = self.new_id();
         self.put(Record {
             id: id.clone(),
@@ -408,7 +413,10 @@ fn key_of(r: &Record) -> Key {
 }
 
 fn cursor_at(dir: Dir, r: Option<&Record>) -> Option<Cursor> {
-    r.map(|r| Cursor { dir, key: key_of(r) })
+    r.map(|r| Cursor {
+        dir,
+        key: key_of(r),
+    })
 }
 
 /// Rewrites a stored JSON record's `modified_at` and `remote_was_deleted`.

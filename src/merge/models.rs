@@ -144,13 +144,20 @@ mod fixture_tests {
     #[test]
     fn the_sync_status_fixture_parses_with_its_cursor() {
         let page: Page<SyncStatus> =
-            serde_json::from_str(include_str!("../../fixtures/merge/sync_status_page.json")).unwrap();
+            serde_json::from_str(include_str!("../../fixtures/merge/sync_status_page.json"))
+                .unwrap();
         assert!(page.next.is_some());
         assert_eq!(page.results.len(), 3);
         let time_off = &page.results[1];
         assert_eq!(time_off.status.as_deref(), Some("SYNCING"));
-        assert_eq!(time_off.last_sync_result.as_deref(), Some("PARTIALLY_SYNCED"));
-        assert!(time_off.last_sync_finished.is_some(), "no fractional seconds still parses");
+        assert_eq!(
+            time_off.last_sync_result.as_deref(),
+            Some("PARTIALLY_SYNCED")
+        );
+        assert!(
+            time_off.last_sync_finished.is_some(),
+            "no fractional seconds still parses"
+        );
         assert_eq!(page.results[2].last_sync_finished, None);
     }
 

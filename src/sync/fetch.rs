@@ -105,10 +105,13 @@ fn fetch_window(
     let query = ListQuery {
         page_size: PAGE_SIZE,
         include_deleted_data: plan.include_deleted,
-        modified_after: window.after.filter(|_| plan.filtered).map(time::format),
+        modified_after: window
+            .after
+            .filter(|_| plan.filtered)
+            .map(time::format_query),
         modified_before: Some(window.before)
             .filter(|_| plan.filtered)
-            .map(time::format),
+            .map(time::format_query),
     };
     let mut cursor = window.cursor.clone();
     loop {
