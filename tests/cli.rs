@@ -9,3 +9,6 @@ mod bad_input;
 
 #[path = "cli/accounts.rs"]
 mod accounts;
+
+#[path = "cli/sync.rs"]
+mod sync;

@@ -477,6 +477,29 @@ fn faults_fail_requests_then_let_them_through() {
 }
 
 #[test]
+fn cut_bodies_and_slow_responses_fail_at_the_client() {
+    let fake = basic();
+    let mut c = Client::new(&fake, Some(ACME_TOKEN));
+    fake.with_state(|s| {
+        s.inject_fault(Fault::cut_body("employees").times(1));
+        s.inject_fault(Fault::delay("teams", Duration::from_millis(400)).nth(2));
+    });
+    assert!(c.try_get("hris/v1/employees", &[]).is_err());
+    assert_eq!(c.get("hris/v1/employees", &[]).status, 200);
+    c.agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_millis(150)))
+        .build()
+        .into();
+    assert_eq!(c.get("hris/v1/teams", &[]).status, 200);
+    assert!(
+        c.try_get("hris/v1/teams", &[]).is_err(),
+        "the 2nd call is delayed"
+    );
+    assert_eq!(c.get("hris/v1/teams", &[]).status, 200);
+}
+
+#[test]
 fn latency_is_slept_in_parallel() {
     let fake = basic();
     fake.with_state(|s| s.set_latency(Duration::from_millis(200)));

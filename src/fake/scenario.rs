@@ -2,6 +2,31 @@
 //!
 //! Every timestamp in a scenario is either absolute RFC 3339 or relative to the scenario's
 //! start (`"-2h"`, `"+10m"`, `"now"`), so fixtures stay valid whatever day the tests run.
+//! Durations are `"250ms"`, `"90s"`, `"1h30m"`, `"2d"` or a number of seconds.
+//!
+//! ```json
+//! {
+//!   "api_key": "test-api-key",
+//!   "start": "2026-03-02T12:00:00Z",     "freeze_clock": false,   "seed": 1,
+//!   "sync_status_page_size": 30,          "latency_ms": 0,
+//!   "accounts": [{
+//!     "id": "acct-1", "account_token": "tok-1", "public_token": "pub-1",
+//!     "category": "hris", "end_user_origin_id": "org-1",
+//!     "integration": "BambooHR", "integration_slug": "bamboohr",
+//!     "models": [
+//!       {"model_id": "hris.Employee", "status": "DONE", "is_initial_sync": false,
+//!        "last_sync_result": "DONE", "last_sync_start": "-2h10m",
+//!        "last_sync_finished": "-2h", "next_sync_start": "+22h",
+//!        "generate": 250, "generate_deleted": 3,
+//!        "records": [{"id": "e-1", "first_name": "Ada", "modified_at": "-2h5m"}],
+//!        "schedule": {"start": "+1m", "duration": "30s", "creates": 2, "updates": 5,
+//!                     "deletes": 1, "result": "DONE", "cadence": "5m", "runs": 3}},
+//!       {"model_id": "hris.BankInfo", "status": "DISABLED"}
+//!     ]
+//!   }],
+//!   "faults": [{"path": "employees", "skip": 1, "times": 1, "kind": "status", "status": 500}]
+//! }
+//! ```
 
 use std::path::Path;
 use std::str::FromStr;
@@ -522,6 +547,26 @@ mod tests {
         .unwrap();
         assert_eq!(many.schedule.len(), 2);
         assert_eq!(many.schedule[1].cadence, Some(TimeDelta::seconds(30)));
+    }
+
+    #[test]
+    fn the_documented_example_loads() {
+        let doc: String = include_str!("scenario.rs")
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let json = doc
+            .split("```json")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let scenario = Scenario::from_json(json).unwrap();
+        let state = crate::fake::FakeState::from_scenario(&scenario).unwrap();
+        assert_eq!(state.record_count("acct-1", "hris.Employee"), 251);
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn ts_value(t: Option<DateTime<Utc>>) -> Value {
 }
 
 impl SyncStatus {
-    /// The JSON Merge sends for it (field order as in Merge's SDK).
+    /// The JSON Merge sends for it (every field, nulls included).
     pub fn to_json(&self) -> Value {
         json!({
             "model_name": self.model_name,
@@ -596,10 +596,21 @@ impl FakeState {
         if !catalog::is_category(&spec.category) {
             bail!("account {}: unknown category {:?}", spec.id, spec.category);
         }
-        let slug = spec
-            .integration_slug
-            .clone()
-            .unwrap_or_else(|| "bamboohr".to_string());
+        let slug = spec.integration_slug.clone().unwrap_or_else(|| {
+            match spec.category.as_str() {
+                "hris" => "bamboohr",
+                "ats" => "greenhouse",
+                "crm" => "hubspot",
+                "accounting" => "quickbooks-online",
+                "ticketing" => "jira",
+                "filestorage" => "google-drive",
+                "knowledgebase" => "confluence",
+                "calendar" => "google-calendar",
+                "chat" => "slack",
+                _ => "gmail",
+            }
+            .to_string()
+        });
         self.accounts.push(FakeAccount {
             id: spec.id.clone(),
             account_token: spec.account_token.clone(),
