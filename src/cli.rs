@@ -27,7 +27,7 @@ pub struct Cli {
     )]
     pub db: PathBuf,
 
-    /// Merge API base URL, including `/api` [env: MERGE_API_URL] [default: https://api.merge.dev/api]
+    /// Merge API base URL, including `/api` [env: MERGE_API_URL] [default: `https://api.merge.dev/api`]
     #[arg(long, global = true, conflicts_with = "region")]
     pub api_url: Option<String>,
 

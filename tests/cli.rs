@@ -12,3 +12,9 @@ mod accounts;
 
 #[path = "cli/sync.rs"]
 mod sync;
+
+#[path = "cli/initial_sync.rs"]
+mod initial_sync;
+
+#[path = "cli/webhooks.rs"]
+mod webhooks;

@@ -255,7 +255,7 @@ fn invalid_cursor() -> Reply {
 }
 
 fn sync_status(state: &FakeState, acct: usize, req: &HttpRequest) -> Result<Reply, Reply> {
-    let size = page_size(req, state.sync_status_page_size)?;
+    let size = page_size(req, state.sync_status_page_size)?.min(state.sync_status_max_page_size);
     let offset = match cursor_param(req) {
         None => 0,
         Some(c) => decode_token(c)

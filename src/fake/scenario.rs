@@ -58,6 +58,10 @@ pub struct Scenario {
     /// Default `page_size` of `sync-status` (list endpoints default to 30).
     #[serde(default)]
     pub sync_status_page_size: Option<usize>,
+    /// The largest `sync-status` page served, whatever `page_size` asks for (Merge may page
+    /// sync-status below the client's request; this spreads it over several pages).
+    #[serde(default)]
+    pub sync_status_max_page_size: Option<usize>,
     /// Added to every request before it is answered.
     #[serde(default)]
     pub latency_ms: u64,
@@ -82,6 +86,7 @@ impl Scenario {
             freeze_clock: false,
             seed: default_seed(),
             sync_status_page_size: None,
+            sync_status_max_page_size: None,
             latency_ms: 0,
             accounts: Vec::new(),
             faults: Vec::new(),
@@ -381,7 +386,16 @@ impl TimeSpec {
     pub fn resolve(&self, origin: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             TimeSpec::At(t) => *t,
-            TimeSpec::Relative(d) => origin + *d,
+            // Absurd offsets saturate instead of panicking on overflow.
+            TimeSpec::Relative(d) => {
+                origin
+                    .checked_add_signed(*d)
+                    .unwrap_or(if *d < TimeDelta::zero() {
+                        DateTime::<Utc>::MIN_UTC
+                    } else {
+                        DateTime::<Utc>::MAX_UTC
+                    })
+            }
         }
     }
 

@@ -200,6 +200,8 @@ pub struct FakeState {
     seed: u64,
     /// Default `page_size` of `sync-status`.
     pub sync_status_page_size: usize,
+    /// The largest `sync-status` page served (see `Scenario::sync_status_max_page_size`).
+    pub sync_status_max_page_size: usize,
     latency: Duration,
     accounts: Vec<FakeAccount>,
     faults: Vec<Fault>,
@@ -259,6 +261,10 @@ impl FakeState {
             sync_status_page_size: scenario
                 .sync_status_page_size
                 .unwrap_or(DEFAULT_PAGE_SIZE)
+                .clamp(1, MAX_PAGE_SIZE),
+            sync_status_max_page_size: scenario
+                .sync_status_max_page_size
+                .unwrap_or(MAX_PAGE_SIZE)
                 .clamp(1, MAX_PAGE_SIZE),
             latency: Duration::from_millis(scenario.latency_ms),
             accounts: Vec::new(),

@@ -388,13 +388,14 @@ mod tests {
         // (stored bound, status, last_sync_result, last_sync_finished, expected windows as (after, before))
         let b1 = "2026-11-29T10:00:00Z";
         let b2 = "2026-11-29T11:00:00Z";
-        let cases: Vec<(
-            Option<&str>,
-            &str,
-            Option<&str>,
-            Option<&str>,
-            Vec<(Option<&str>, &str)>,
-        )> = vec![
+        type Case<'a> = (
+            Option<&'a str>,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Vec<(Option<&'a str>, &'a str)>,
+        );
+        let cases: Vec<Case> = vec![
             // first run: no lower bound
             (None, "DONE", Some("DONE"), Some(b1), vec![(None, b1)]),
             // newer finished sync: from the previous bound minus the overlap

@@ -18,7 +18,7 @@ fn two_accounts(employees: usize) -> String {
     format!(
         r#"{{
         "api_key": "{API_KEY}",
-        "sync_status_page_size": 2,
+        "sync_status_max_page_size": 2,
         "accounts": [
           {{"id": "{ACME}", "account_token": "{ACME_TOKEN}", "category": "hris", "end_user_origin_id": "org-acme",
             "models": [
@@ -460,6 +460,15 @@ fn two_polls_at_once_never_sync_the_same_account_twice() {
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
     for token in [ACME_TOKEN, GLOBEX_TOKEN] {
+        let pages = requests_for(&fake, token)
+            .iter()
+            .filter(|r| r.path.ends_with("/sync-status"))
+            .count();
+        assert_eq!(
+            pages,
+            if token == ACME_TOKEN { 2 } else { 1 },
+            "sync-status is read to its last page"
+        );
         // Each pass starts with sync-status' first page: each account was visited by exactly
         // one of the two runs.
         let passes = requests_for(&fake, token)

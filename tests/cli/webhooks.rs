@@ -1,0 +1,368 @@
+//! `verify-webhook`, the inbox, applying webhooks in `poll`, and `serve` over loopback HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::time::{Duration, Instant};
+
+use merge_sync::fake::SyncScript;
+use merge_sync::webhook::sign;
+use predicates::prelude::*;
+
+use super::support::{add_account, assert_mirror_equals_truth, requests_for, start, Env, API_KEY};
+
+const SECRET: &str = "whsec_test_secret_for_cli";
+const ACME: &str = "la-acme";
+const TOKEN: &str = "tok_acme_secret_0001";
+
+fn scenario() -> String {
+    format!(
+        r#"{{"api_key": "{API_KEY}", "accounts": [
+          {{"id": "{ACME}", "account_token": "{TOKEN}", "category": "hris", "end_user_origin_id": "org-acme",
+            "models": [
+              {{"model_id": "hris.Employee", "status": "DONE", "is_initial_sync": false, "last_sync_result": "DONE",
+                "last_sync_start": "-70m", "last_sync_finished": "-1h", "next_sync_start": "+23h", "generate": 30}}
+            ]}}]}}"#
+    )
+}
+
+fn verify(
+    env: &Env,
+    body: &[u8],
+    signature: Option<&str>,
+    extra: &[&str],
+) -> assert_cmd::assert::Assert {
+    let mut c = env.cmd();
+    c.env("MERGE_WEBHOOK_SECRET", SECRET)
+        .arg("verify-webhook")
+        .args(extra)
+        .write_stdin(body.to_vec());
+    if let Some(s) = signature {
+        c.args(["--signature", s]);
+    }
+    c.assert()
+}
+
+/// Runs a new sync on the fake and returns Merge's `LinkedAccount.sync_completed` for it.
+fn new_sync(fake: &merge_sync::fake::FakeMerge) -> Vec<u8> {
+    fake.with_state(|s| {
+        s.start_sync(
+            ACME,
+            "hris.Employee",
+            SyncScript::new(chrono::TimeDelta::milliseconds(30)).writes(4, 2, 1),
+        )
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(80));
+    let hook = fake.with_state(|s| s.sync_completed_webhook(ACME)).unwrap();
+    serde_json::to_vec(&hook).unwrap()
+}
+
+#[test]
+fn verify_webhook_exit_codes() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let body =
+        "{\"hook\": {\"event\": \"Employee.synced\"}, \"data\": {\"name\": \"Zoë\"}}\n".as_bytes();
+    let good = sign(SECRET, body);
+    verify(&env, body, Some(&good), &[])
+        .code(0)
+        .stdout("valid\n");
+    verify(&env, body, Some(good.trim_end_matches('=')), &[]).code(0);
+    let mut tampered = body.to_vec();
+    tampered[10] ^= 1;
+    verify(&env, &tampered, Some(&good), &[])
+        .code(1)
+        .stderr(predicate::str::contains("invalid"));
+    verify(&env, body, Some(&sign("wrong-secret", body)), &[]).code(1);
+    verify(&env, body, None, &[])
+        .code(1)
+        .stderr(predicate::str::contains("missing"));
+    verify(&env, body, Some(""), &[]).code(1);
+    // From a CGI environment variable, and with a previous secret during a rotation.
+    env.cmd()
+        .env("MERGE_WEBHOOK_SECRET", "new-secret")
+        .env("MERGE_WEBHOOK_SECRET_PREVIOUS", SECRET)
+        .env("HTTP_X_MERGE_WEBHOOK_SIGNATURE", &good)
+        .arg("verify-webhook")
+        .write_stdin(body.to_vec())
+        .assert()
+        .code(0);
+    env.cmd()
+        .arg("verify-webhook")
+        .write_stdin(body.to_vec())
+        .args(["--signature", &good])
+        .assert()
+        .code(2);
+    // From a file.
+    let file = env.dir.path().join("body.json");
+    std::fs::write(&file, body).unwrap();
+    verify(
+        &env,
+        b"",
+        Some(&good),
+        &["--body-file", file.to_str().unwrap()],
+    )
+    .code(0);
+}
+
+#[test]
+fn verify_webhook_answers_cgi_requests() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let body = b"{\"hook\": {\"event\": \"X\"}}";
+    let cgi = |sig: &str, secret: Option<&str>| {
+        let mut c = env.cmd();
+        c.env("GATEWAY_INTERFACE", "CGI/1.1")
+            .env("HTTP_X_MERGE_WEBHOOK_SIGNATURE", sig)
+            .arg("verify-webhook")
+            .write_stdin(body.to_vec());
+        if let Some(s) = secret {
+            c.env("MERGE_WEBHOOK_SECRET", s);
+        }
+        c.assert()
+    };
+    cgi(&sign(SECRET, body), Some(SECRET)).code(0).stdout(
+        predicate::str::starts_with("Status: 200 OK\r\n")
+            .and(predicate::str::ends_with("{\"received\":true}")),
+    );
+    cgi("forged", Some(SECRET)).code(1).stdout(
+        predicate::str::starts_with("Status: 401")
+            .and(predicate::str::contains("Invalid signature")),
+    );
+    cgi("", Some(SECRET))
+        .code(1)
+        .stdout(predicate::str::contains("Missing signature"));
+    cgi("x", None)
+        .code(2)
+        .stdout(predicate::str::contains("Server configuration error"));
+}
+
+#[test]
+fn an_enqueued_webhook_makes_its_model_due_and_duplicates_cost_nothing() {
+    let fake = start(&scenario());
+    let env = Env::with_fake(&fake);
+    add_account(&env, ACME, TOKEN, "hris");
+    env.cmd().arg("poll").assert().success();
+
+    let body = new_sync(&fake);
+    // Merge's sync-status lags behind its webhook: only the webhook knows the new sync.
+    let stale = fake.with_state(|s| s.sync_status(ACME, "hris.Employee").unwrap().clone());
+    let sig = sign(SECRET, &body);
+    verify(&env, &body, Some(&sig), &["--enqueue"]).code(0);
+    verify(&env, &body, Some(&sig), &["--enqueue"]).code(0);
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM webhook_inbox"),
+        1,
+        "exact duplicates are stored once"
+    );
+
+    fake.clear_requests();
+    env.cmd().arg("poll").assert().success();
+    let lists: Vec<_> = requests_for(&fake, TOKEN)
+        .into_iter()
+        .filter(|r| r.path.ends_with("/employees"))
+        .collect();
+    assert!(
+        !lists.is_empty(),
+        "the webhook made the account due although its schedule said later"
+    );
+    let finished = stale.last_sync_finished.unwrap();
+    assert_eq!(
+        merge_sync::time::parse(lists[0].param("modified_before").unwrap()).unwrap(),
+        finished
+    );
+    assert_mirror_equals_truth(&env, &fake, ACME, "hris.Employee", "hris_employee");
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM webhook_inbox WHERE applied_at IS NOT NULL"),
+        1
+    );
+
+    // The same news again (Merge retried with a different body) or older news: no fetch.
+    let mut again: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    again["hook"]["target"] = "https://example.com/retry".into();
+    let again = serde_json::to_vec(&again).unwrap();
+    verify(&env, &again, Some(&sign(SECRET, &again)), &["--enqueue"]).code(0);
+    fake.clear_requests();
+    env.cmd().arg("poll").assert().success();
+    assert!(
+        requests_for(&fake, TOKEN).is_empty(),
+        "a duplicate delivery causes no fetch"
+    );
+}
+
+#[test]
+fn forged_and_unknown_account_webhooks_change_nothing() {
+    let fake = start(&scenario());
+    let env = Env::with_fake(&fake);
+    add_account(&env, ACME, TOKEN, "hris");
+    env.cmd().arg("poll").assert().success();
+    let body = new_sync(&fake);
+    verify(
+        &env,
+        &body,
+        Some(&sign("not-the-secret", &body)),
+        &["--enqueue"],
+    )
+    .code(1);
+    assert_eq!(env.count("SELECT COUNT(*) FROM webhook_inbox"), 0);
+
+    let mut other: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    other["linked_account"]["id"] = "la-stranger".into();
+    other["linked_account"]["end_user_origin_id"] = "org-stranger".into();
+    let other = serde_json::to_vec(&other).unwrap();
+    verify(&env, &other, Some(&sign(SECRET, &other)), &["--enqueue"]).code(0);
+    fake.clear_requests();
+    env.cmd()
+        .arg("poll")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("unknown account"));
+    assert!(fake.requests().is_empty());
+    let outcome: String = env
+        .sqlite()
+        .query_row("SELECT outcome FROM webhook_inbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(outcome, "unknown account");
+}
+
+#[test]
+fn a_linked_webhook_registers_the_account() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/webhooks/linked.json"
+    ))
+    .unwrap();
+    verify(&env, &body, Some(&sign(SECRET, &body)), &["--enqueue"]).code(0);
+    // Applied by the next poll (the fake API is closed, so the new account then fails to sync).
+    env.cmd().arg("poll").assert().code(1);
+    let out = env
+        .cmd()
+        .args(["accounts", "list", "--json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        list[0]["linked_account_id"],
+        "0496d4c2-42e6-4072-80b3-7b69bfdc76fd"
+    );
+    assert_eq!(list[0]["end_user_origin_id"], "acme-hr-0001");
+    assert_eq!(list[0]["category"], "hris");
+}
+
+/// A `merge-sync serve` child on an ephemeral port; killed on drop.
+struct Serve {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(env: &Env) -> Serve {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"))
+        .env_clear()
+        .current_dir(env.dir.path())
+        .env("MERGE_API_URL", &env.api_url)
+        .env("MERGE_API_KEY", API_KEY)
+        .env("MERGE_WEBHOOK_SECRET", SECRET)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+    Serve { child, addr }
+}
+
+fn post(addr: &str, path: &str, body: &[u8], signature: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let sig = signature
+        .map(|v| format!("X-Merge-Webhook-Signature: {v}\r\n"))
+        .unwrap_or_default();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{sig}Connection: close\r\n\r\n", body.len()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn serve_receives_verifies_stores_and_fetches() {
+    let fake = start(&scenario());
+    let env = Env::with_fake(&fake);
+    add_account(&env, ACME, TOKEN, "hris");
+    env.cmd().arg("poll").assert().success();
+    let server = serve(&env);
+
+    let body = new_sync(&fake);
+    let (status, reply) = post(&server.addr, "/api/webhooks/merge", &body, Some("forged"));
+    assert_eq!(
+        (status, reply.as_str()),
+        (401, r#"{"error":"Invalid signature"}"#)
+    );
+    let (status, _) = post(&server.addr, "/api/webhooks/merge", &body, None);
+    assert_eq!(status, 401);
+
+    let started = Instant::now();
+    let (status, reply) = post(
+        &server.addr,
+        "/webhooks/merge/sync-completed",
+        &body,
+        Some(&sign(SECRET, &body)),
+    );
+    assert_eq!((status, reply.as_str()), (200, r#"{"received":true}"#));
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // The worker applies it and fetches within seconds.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let want = fake.with_state(|s| s.records(ACME, "hris.Employee").len()) as i64;
+    while env.count("SELECT COUNT(*) FROM hris_employee") < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_mirror_equals_truth(&env, &fake, ACME, "hris.Employee", "hris_employee");
+
+    let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+    write!(
+        s,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let big = vec![b' '; 1024 * 1024 + 1];
+    assert_eq!(
+        post(&server.addr, "/api/webhooks/merge", &big, Some("x")).0,
+        413
+    );
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let mut server = serve(&env);
+    let pid = server.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
