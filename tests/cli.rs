@@ -18,3 +18,6 @@ mod initial_sync;
 
 #[path = "cli/webhooks.rs"]
 mod webhooks;
+
+#[path = "cli/misc.rs"]
+mod misc;

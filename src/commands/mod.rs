@@ -3,6 +3,7 @@
 
 mod accounts;
 mod check;
+mod demo;
 mod fetch;
 mod poll;
 mod serve;
@@ -39,7 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::VerifyWebhook(args) => verify_webhook::run(&config, &args),
         Command::Serve(args) => serve::run(&config, &args),
-        Command::Demo => Err(UsageError("this command is not available yet".into()).into()),
+        Command::Demo => demo::run(),
     }
 }
 
