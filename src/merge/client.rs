@@ -270,38 +270,19 @@ impl AccountApi<'_> {
         query: &[(&str, String)],
         cursor: Option<&str>,
     ) -> Result<T, MergeError> {
-        let body = self.get_with_retries(path, query, cursor)?;
-        serde_json::from_slice(&body).map_err(|e| MergeError::Decode {
-            path: self.display_path(path),
-            message: format!("malformed JSON ({e})"),
-            excerpt: excerpt(&body, &self.secrets()),
-        })
-    }
-
-    fn secrets(&self) -> Vec<&str> {
-        let mut s = vec![self.client.api_key.expose()];
-        if let Some(t) = &self.token {
-            s.push(t.expose());
-        }
-        s
-    }
-
-    fn display_path(&self, path: &str) -> String {
-        format!("/{}/v1/{}", self.category, path)
-    }
-
-    fn get_with_retries(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-        cursor: Option<&str>,
-    ) -> Result<Vec<u8>, MergeError> {
         let policy = &self.client.retry;
         let mut transient_failures = 0;
         let mut rate_limited = 0;
         loop {
-            match self.get_once(path, query, cursor) {
-                Ok(body) => return Ok(body),
+            let result = self.get_once(path, query, cursor).and_then(|body| {
+                serde_json::from_slice(&body).map_err(|e| MergeError::Decode {
+                    path: self.display_path(path),
+                    message: format!("malformed JSON ({e})"),
+                    excerpt: excerpt(&body, &self.secrets()),
+                })
+            });
+            match result {
+                Ok(value) => return Ok(value),
                 Err(MergeError::RateLimited { path, retry_after }) => {
                     rate_limited += 1;
                     let wait = retry_after.unwrap_or(Duration::from_secs(60));
@@ -327,6 +308,18 @@ impl AccountApi<'_> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        let mut s = vec![self.client.api_key.expose()];
+        if let Some(t) = &self.token {
+            s.push(t.expose());
+        }
+        s
+    }
+
+    fn display_path(&self, path: &str) -> String {
+        format!("/{}/v1/{}", self.category, path)
     }
 
     fn get_once(

@@ -41,12 +41,16 @@ pub enum MergeError {
 
 impl MergeError {
     /// Worth retrying within this run (after a pause).
+    ///
+    /// A malformed body is retried too: on a 200 it is almost always a proxy or a cut
+    /// connection, and GETs are safe to repeat.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
             MergeError::Server { .. }
                 | MergeError::Transport { .. }
                 | MergeError::RateLimited { .. }
+                | MergeError::Decode { .. }
         )
     }
 

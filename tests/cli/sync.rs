@@ -574,3 +574,24 @@ fn failed_syncs_are_skipped_and_shown() {
         .success()
         .stdout(predicate::str::contains("FAILED"));
 }
+
+#[test]
+fn transient_garbage_from_merge_is_retried_and_rate_limits_are_honoured() {
+    let (fake, env) = setup(250);
+    fake.with_state(|s| {
+        s.inject_fault(Fault::malformed_json("/employees").nth(2));
+        s.inject_fault(Fault::html("/employees", 502).nth(3));
+        s.inject_fault(Fault::rate_limit("/teams", 1).times(1));
+    });
+    let started = std::time::Instant::now();
+    env.cmd()
+        .args(["poll", "--account", ACME])
+        .assert()
+        .success();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_mirror_equals_truth(&env, &fake, ACME, "hris.Employee", "hris_employee");
+    assert_mirror_equals_truth(&env, &fake, ACME, "hris.Team", "hris_team");
+}

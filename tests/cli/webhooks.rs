@@ -366,3 +366,54 @@ fn serve_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn serve_answers_fast_while_a_slow_fetch_runs() {
+    let fake = start(&format!(
+        r#"{{"api_key": "{API_KEY}", "accounts": [
+          {{"id": "{ACME}", "account_token": "{TOKEN}", "category": "hris", "models": [
+            {{"model_id": "hris.Employee", "status": "DONE", "is_initial_sync": false, "last_sync_result": "DONE",
+              "last_sync_start": "-70m", "last_sync_finished": "-1h", "next_sync_start": "+23h", "generate": 1500}}]}}]}}"#
+    ));
+    let env = Env::with_fake(&fake);
+    add_account(&env, ACME, TOKEN, "hris");
+    let server = serve(&env);
+    fake.with_state(|s| s.set_latency(Duration::from_millis(300)));
+    // The first webhook starts a 15-page fetch at 300 ms a page.
+    let body = new_sync(&fake);
+    assert_eq!(
+        post(
+            &server.addr,
+            "/api/webhooks/merge",
+            &body,
+            Some(&sign(SECRET, &body))
+        )
+        .0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/employees")),
+        "the fetch is running"
+    );
+    for i in 0..3 {
+        let mut other: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        other["hook"]["id"] = format!("retry-{i}").into();
+        let other = serde_json::to_vec(&other).unwrap();
+        let started = Instant::now();
+        let (status, _) = post(
+            &server.addr,
+            "/api/webhooks/merge",
+            &other,
+            Some(&sign(SECRET, &other)),
+        );
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
+}
