@@ -2,7 +2,8 @@
 """Small helpers for bench/run.sh (Python 3 standard library only).
 
   tools.py measure OUT -- CMD [ARGS...]
-      runs CMD (stdout/stderr inherited), writes "wall_s=… maxrss_kib=… exit=…" lines to OUT;
+      runs CMD (stdout/stderr inherited), writes wall_s, maxrss_kib, cpu_s, user_s, sys_s and
+      exit lines (key=value) to OUT;
       peak RSS comes from wait4() of that one child, so it is the child's own high-water mark.
   tools.py scenario-ingest N API_KEY ACCOUNT_ID TOKEN
       prints a fake-merge scenario: one HRIS account, one hris.Employee model whose initial sync
@@ -16,8 +17,11 @@
       summarises a bench_fake request log: total, per path, per status.
   tools.py window LOG TOKEN SECONDS
       the largest number of requests with TOKEN in any SECONDS-long window, and the span.
-  tools.py register DB N
-      (fallback, not used by default) inserts N accounts straight into linked_accounts.
+  tools.py register DB FIRST LAST
+      inserts accounts FIRST..LAST of scenario-poll straight into linked_accounts (the
+      BENCH_REGISTER_SQL=1 shortcut; the schema must exist).
+  tools.py table
+      reads "a|b|c" rows on stdin and prints them as aligned columns.
 """
 
 import collections
@@ -36,7 +40,11 @@ def measure(out, cmd):
     wall = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
     with open(out, "w") as f:
-        f.write(f"wall_s={wall:.3f}\nmaxrss_kib={rusage.ru_maxrss}\nexit={code}\n")
+        f.write(
+            f"wall_s={wall:.3f}\nmaxrss_kib={rusage.ru_maxrss}\n"
+            f"cpu_s={rusage.ru_utime + rusage.ru_stime:.3f}\n"
+            f"user_s={rusage.ru_utime:.3f}\nsys_s={rusage.ru_stime:.3f}\nexit={code}\n"
+        )
     return code
 
 
@@ -119,14 +127,14 @@ def window(path, token, seconds):
     print(f"span_s={span:.3f}")
 
 
-def register(db, n):
+def register(db, first, last):
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
     conn = sqlite3.connect(db)
     with conn:
         conn.executemany(
             """INSERT INTO linked_accounts (linked_account_id, end_user_origin_id, category,
                    account_token, created_at, updated_at) VALUES (?, ?, 'hris', ?, ?, ?)""",
-            [(f"acct-{i:05d}", f"org-{i:05d}", f"tok-{i:05d}", now, now) for i in range(1, n + 1)],
+            [(f"acct-{i:05d}", f"org-{i:05d}", f"tok-{i:05d}", now, now) for i in range(first, last + 1)],
         )
     conn.close()
 
@@ -150,7 +158,12 @@ def main():
     elif cmd == "window":
         window(args[0], args[1], float(args[2]))
     elif cmd == "register":
-        register(args[0], int(args[1]))
+        register(args[0], int(args[1]), int(args[2]))
+    elif cmd == "table":
+        rows = [line.rstrip("\n").split("|") for line in sys.stdin if line.strip()]
+        widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     else:
         sys.exit(f"unknown command {cmd}")
 

@@ -25,6 +25,10 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         if cause.downcast_ref::<config::UsageError>().is_some()
             || cause.downcast_ref::<store::StoreError>().is_some()
+            || matches!(
+                cause.downcast_ref::<merge::MergeError>(),
+                Some(merge::MergeError::ApiKeyRejected { .. })
+            )
         {
             return ExitCode::from(2);
         }

@@ -8,6 +8,15 @@ use merge_sync::cli::Cli;
 fn main() -> ExitCode {
     let dotenv = merge_sync::load_dotenv();
     let cli = Cli::parse();
+    if !matches!(cli.command, merge_sync::cli::Command::Serve(_)) {
+        // `merge-sync status | head` should end quietly, as other Unix tools do, not panic
+        // on a closed pipe. `serve` keeps Rust's default (ignore), as a server must.
+        #[cfg(unix)]
+        // SAFETY: called once at start-up, before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let filter = merge_sync::config::log_filter(&cli, std::env::var("RUST_LOG").ok());
     env_logger::Builder::new()
         .parse_filters(&filter)

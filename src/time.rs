@@ -3,26 +3,35 @@
 //! Every timestamp merge-sync stores is UTC with exactly six fractional digits
 //! (`2026-03-02T14:05:22.123456Z`), so SQL can compare them as strings.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, SubsecRound, Utc};
 
 /// Parses a timestamp as Merge sends it: RFC 3339 with or without fractional seconds, `Z`
 /// or an offset; a missing zone is taken as UTC. `None` when it is not a timestamp.
+///
+/// Precision is cut to microseconds (Merge's own), so a bound we store and the bound we send
+/// are the same instant.
 pub fn parse(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
+    parse_any(s.trim()).map(|t| t.trunc_subsecs(6))
+}
+
+/// Like [`parse`], keeping every fractional digit given (the fake Merge compares exactly).
+pub fn parse_exact(s: &str) -> Option<DateTime<Utc>> {
+    parse_any(s.trim())
+}
+
+fn parse_any(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for f in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-    ] {
+    for f in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, f) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
             return Some(t.and_utc());
         }
-    }
-    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z") {
-        return Some(t.with_timezone(&Utc));
     }
     None
 }
@@ -57,6 +66,12 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a, c);
         assert_eq!(a, d);
+        assert_eq!(a, parse("2026-03-02T14:05:22+0000").unwrap());
+        assert_eq!(a, parse("2026-03-02T14:05:22.000000+00").unwrap());
+        assert_eq!(
+            format(parse("2026-03-02T14:05:22.1234567Z").unwrap()),
+            "2026-03-02T14:05:22.123456Z"
+        );
         assert!(parse("yesterday").is_none());
     }
 

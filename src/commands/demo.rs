@@ -33,13 +33,7 @@ pub fn run() -> Result<ExitCode> {
     );
 
     let client = MergeClient::new(&fake.base_url(), api_key, ClientOptions::default());
-    let engine = Engine {
-        client: client.clone(),
-        db_path: db.clone(),
-        rate_limit: 600,
-        on_initial_sync_complete: None,
-        clock: Utc::now,
-    };
+    let engine = Engine::new(client.clone(), db.clone(), 600, None);
 
     step("1. Register two linked accounts (details from Merge's account-details)");
     let mut store = Store::open(&db)?;

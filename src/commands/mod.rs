@@ -16,7 +16,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
-use chrono::Utc;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, UsageError};
@@ -51,13 +50,12 @@ fn engine(config: &Config, rate_limit: u32) -> Result<Engine> {
         config.api_key()?.clone(),
         ClientOptions::default(),
     );
-    Ok(Engine {
+    Ok(Engine::new(
         client,
-        db_path: config.db.clone(),
+        config.db.clone(),
         rate_limit,
-        on_initial_sync_complete: config.on_initial_sync_complete.clone(),
-        clock: Utc::now,
-    })
+        config.on_initial_sync_complete.clone(),
+    ))
 }
 
 /// Finds an account by linked account id or origin id, or fails with a usage error.

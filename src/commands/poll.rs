@@ -35,6 +35,9 @@ pub fn run(config: &Config, args: &PollArgs) -> Result<ExitCode> {
         &|p| progress.show(p),
     )?;
     progress.finish();
+    if let Some(e) = report.api_key_rejected {
+        return Err(crate::config::UsageError(e).into());
+    }
 
     if report.outcomes.is_empty() && !report.locked.is_empty() {
         log::warn!(

@@ -11,7 +11,7 @@ use chrono::Utc;
 
 use super::engine;
 use crate::cli::ServeArgs;
-use crate::config::{Config, UsageError};
+use crate::config::Config;
 use crate::store::Store;
 use crate::sync::webhooks::{apply_pending, Applied};
 use crate::sync::{self, Engine, PollOptions};
@@ -34,13 +34,20 @@ impl WebhookSink for InboxSink {
 }
 
 pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
-    let Some(current) = config.webhook_secret.clone() else {
-        return Err(UsageError(
-            "MERGE_WEBHOOK_SECRET is not set: serve cannot verify webhooks without it".into(),
-        )
-        .into());
+    // Without a secret nothing can be verified: every webhook is answered 500 (so Merge keeps
+    // retrying until the secret is configured), and the problem is logged loudly.
+    let secrets = match config.webhook_secret.clone() {
+        Some(current) => Some(WebhookSecrets::new(
+            current,
+            config.webhook_secret_previous.clone(),
+        )),
+        None => {
+            log::error!(
+                "MERGE_WEBHOOK_SECRET is not set: every webhook will be answered 500 until it is"
+            );
+            None
+        }
     };
-    let secrets = WebhookSecrets::new(current, config.webhook_secret_previous.clone());
     let engine = engine(config, args.rate_limit)?;
     let wake = Arc::new(AtomicBool::new(true));
     let sink = InboxSink {
@@ -48,7 +55,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
         wake: wake.clone(),
     };
     let server = webhook::start(
-        ServerConfig::new(args.listen.clone(), Some(secrets)),
+        ServerConfig::new(args.listen.clone(), secrets),
         Arc::new(sink),
     )
     .with_context(|| format!("listening on {}", args.listen))?;

@@ -284,7 +284,7 @@ fn time_param(req: &HttpRequest, name: &str) -> Result<Option<DateTime<Utc>>, Re
     let Some(s) = req.param(name).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    crate::time::parse(s)
+    crate::time::parse_exact(s)
         .or_else(|| {
             NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
                 .ok()
@@ -438,7 +438,7 @@ mod tests {
         let t = crate::time::parse("2026-03-02T14:05:22.123456Z").unwrap();
         assert_eq!(after_micros(t), t.timestamp_micros() + 1);
         assert_eq!(before_micros(t), t.timestamp_micros());
-        let t = crate::time::parse("2026-03-02T14:05:22.1234565Z").unwrap();
+        let t = crate::time::parse_exact("2026-03-02T14:05:22.1234565Z").unwrap();
         assert_eq!(after_micros(t), t.timestamp_micros() + 1);
         assert_eq!(before_micros(t), t.timestamp_micros() + 1);
     }

@@ -10,6 +10,9 @@ use super::limits::{FailureBudget, RateLimiter};
 use super::models::{AccountDetails, AccountTokenExchange, Page, RecordPage, SyncStatus};
 use crate::secret::Secret;
 
+/// sync-status lists one entry per model: a few pages at most. More means a broken cursor.
+const MAX_STATUS_PAGES: usize = 1000;
+
 /// Retries within one run. Merge says GETs are always safe to retry.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -143,59 +146,9 @@ impl MergeClient {
             token: None,
             limiter: Arc::new(RateLimiter::per_minute(100)),
         };
+        // The public token is in the path; `display_path` keeps it out of errors and logs.
         let path = format!("account-token/{}", public_token.expose());
-        // The public token is in the path: never let it reach an error message.
         api.get_json(&path, &[], None)
-            .map_err(|e| scrub(e, public_token.expose()))
-    }
-}
-
-fn scrub(e: MergeError, secret: &str) -> MergeError {
-    let clean = |s: String| s.replace(secret, "(redacted)");
-    match e {
-        MergeError::Unauthorized { path, detail } => MergeError::ApiKeyRejected {
-            path: clean(path),
-            detail: clean(detail),
-        },
-        MergeError::ApiKeyRejected { path, detail } => MergeError::ApiKeyRejected {
-            path: clean(path),
-            detail: clean(detail),
-        },
-        MergeError::RateLimited { path, retry_after } => MergeError::RateLimited {
-            path: clean(path),
-            retry_after,
-        },
-        MergeError::Rejected {
-            status,
-            path,
-            detail,
-        } => MergeError::Rejected {
-            status,
-            path: clean(path),
-            detail: clean(detail),
-        },
-        MergeError::Server {
-            status,
-            path,
-            excerpt,
-        } => MergeError::Server {
-            status,
-            path: clean(path),
-            excerpt: clean(excerpt),
-        },
-        MergeError::Transport { path, message } => MergeError::Transport {
-            path: clean(path),
-            message: clean(message),
-        },
-        MergeError::Decode {
-            path,
-            message,
-            excerpt,
-        } => MergeError::Decode {
-            path: clean(path),
-            message: clean(message),
-            excerpt: clean(excerpt),
-        },
     }
 }
 
@@ -213,14 +166,28 @@ impl AccountApi<'_> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         let query = [("page_size", "100".to_string())];
-        loop {
+        for _ in 0..MAX_STATUS_PAGES {
             let page: Page<SyncStatus> = self.get_json("sync-status", &query, cursor.as_deref())?;
             all.extend(page.results);
             match page.next.as_deref().map(cursor_of) {
-                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-                _ => return Ok(all),
+                None => return Ok(all),
+                // A partial list would make missing models look absent (and an account look
+                // complete): better to fail the pass.
+                Some(next) if Some(&next) == cursor.as_ref() => {
+                    return Err(MergeError::Decode {
+                        path: self.display_path("sync-status"),
+                        message: "Merge returned the same cursor twice".into(),
+                        excerpt: String::new(),
+                    })
+                }
+                Some(next) => cursor = Some(next),
             }
         }
+        Err(MergeError::Decode {
+            path: self.display_path("sync-status"),
+            message: format!("more than {MAX_STATUS_PAGES} pages"),
+            excerpt: String::new(),
+        })
     }
 
     /// `GET {category}/v1/account-details`.
@@ -273,6 +240,7 @@ impl AccountApi<'_> {
         let policy = &self.client.retry;
         let mut transient_failures = 0;
         let mut rate_limited = 0;
+        let mut waited_for_limit = Duration::ZERO;
         loop {
             let result = self.get_once(path, query, cursor).and_then(|body| {
                 serde_json::from_slice(&body).map_err(|e| MergeError::Decode {
@@ -285,8 +253,13 @@ impl AccountApi<'_> {
                 Ok(value) => return Ok(value),
                 Err(MergeError::RateLimited { path, retry_after }) => {
                     rate_limited += 1;
-                    let wait = retry_after.unwrap_or(Duration::from_secs(60));
-                    if rate_limited > policy.rate_limit_retries || wait > policy.max_retry_after {
+                    // Without Retry-After, back off from 2 s, doubling.
+                    let wait = retry_after
+                        .unwrap_or_else(|| Duration::from_secs(2u64 << rate_limited.min(6)) / 2);
+                    waited_for_limit += wait;
+                    if rate_limited > policy.rate_limit_retries
+                        || waited_for_limit > policy.max_retry_after
+                    {
                         return Err(MergeError::RateLimited { path, retry_after });
                     }
                     log::info!(
@@ -318,8 +291,12 @@ impl AccountApi<'_> {
         s
     }
 
+    /// The path as errors and logs show it; a public token in it is never shown.
     fn display_path(&self, path: &str) -> String {
-        format!("/{}/v1/{}", self.category, path)
+        match path.split_once("account-token/") {
+            Some((head, _)) => format!("/{}/v1/{head}account-token/(redacted)", self.category),
+            None => format!("/{}/v1/{}", self.category, path),
+        }
     }
 
     fn get_once(
@@ -385,10 +362,23 @@ impl AccountApi<'_> {
         let secrets = self.secrets();
         match status {
             200..=299 => Ok(body),
-            401 | 403 => Err(MergeError::Unauthorized {
-                path: shown.to_string(),
-                detail: detail(&body, &secrets),
-            }),
+            401 | 403 => {
+                let detail = detail(&body, &secrets);
+                // Merge answers 401 both for a bad API key and for a bad account token; the
+                // key is ours to fix (a configuration error), the token the account's.
+                let lower = detail.to_ascii_lowercase();
+                if self.token.is_none() || lower.contains("api key") || lower.contains("api_key") {
+                    Err(MergeError::ApiKeyRejected {
+                        path: shown.to_string(),
+                        detail,
+                    })
+                } else {
+                    Err(MergeError::Unauthorized {
+                        path: shown.to_string(),
+                        detail,
+                    })
+                }
+            }
             429 => Err(MergeError::RateLimited {
                 path: shown.to_string(),
                 retry_after,
@@ -418,26 +408,26 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs.clamp(0, 86_400) as u64))
 }
 
-/// Merge's `next` is an opaque cursor; some proxies and older APIs give a full URL instead.
+/// Merge's `next` is an opaque cursor; some proxies and older APIs give a URL instead
+/// (absolute or relative), whose `cursor` parameter is the cursor.
 fn cursor_of(next: &str) -> String {
-    if next.starts_with("http://") || next.starts_with("https://") {
-        if let Some((_, query)) = next.split_once('?') {
-            for pair in query.split('&') {
-                if let Some(v) = pair.strip_prefix("cursor=") {
-                    return percent_decode(v);
-                }
+    if let Some((_, query)) = next.split_once('?') {
+        for pair in query.split('&') {
+            if let Some(v) = pair.strip_prefix("cursor=") {
+                return percent_decode(v);
             }
         }
     }
     next.to_string()
 }
 
+/// Decodes `%XX` escapes. `+` is kept: cursors are base64, where it is a real character.
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
+        if bytes[i] == b'%' && i + 3 <= bytes.len() {
             let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
             if let Ok(b) = u8::from_str_radix(hex, 16) {
                 out.push(b);
@@ -445,7 +435,7 @@ fn percent_decode(s: &str) -> String {
                 continue;
             }
         }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        out.push(bytes[i]);
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -461,6 +451,10 @@ mod tests {
         assert_eq!(
             cursor_of("https://api.merge.dev/api/hris/v1/employees?cursor=cD0y%3D&page_size=100"),
             "cD0y="
+        );
+        assert_eq!(
+            cursor_of("/api/hris/v1/employees?page_size=100&cursor=ab+c"),
+            "ab+c"
         );
     }
 

@@ -15,6 +15,20 @@ fn lenient_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>
     })
 }
 
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let v: Option<serde_json::Value> = Option::deserialize(d)?;
+    Ok(match v {
+        Some(serde_json::Value::Bool(b)) => Some(b),
+        Some(serde_json::Value::Number(n)) => n.as_i64().map(|n| n != 0),
+        Some(serde_json::Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let v: Option<serde_json::Value> = Option::deserialize(d)?;
     Ok(match v {
@@ -35,7 +49,7 @@ pub struct SyncStatus {
     pub status: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     pub last_sync_result: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub is_initial_sync: Option<bool>,
     #[serde(default, deserialize_with = "lenient_time")]
     pub last_sync_start: Option<DateTime<Utc>>,
@@ -67,7 +81,7 @@ pub struct RecordHead {
     pub created_at: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     pub modified_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub remote_was_deleted: Option<bool>,
 }
 
@@ -134,6 +148,9 @@ mod tests {
         assert_eq!(head.id.as_deref(), Some("e1"));
         assert_eq!(head.remote_id.as_deref(), Some("123"));
         assert_eq!(head.remote_was_deleted, None);
+        let odd: RecordHead =
+            serde_json::from_str(r#"{"id":"e2","remote_was_deleted":"true"}"#).unwrap();
+        assert_eq!(odd.remote_was_deleted, Some(true));
     }
 }
 

@@ -286,8 +286,17 @@ impl Store {
     ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
+                // A webhook that arrived during the pass announced a sync this pass did not
+                // fetch: stay due rather than wait for the schedule.
                 "UPDATE linked_accounts SET consecutive_failures = 0, last_error = NULL,
-                    next_poll_at = ?2, last_polled_at = ?3, updated_at = ?3
+                    next_poll_at = CASE WHEN EXISTS (
+                        SELECT 1 FROM model_sync_state m
+                        WHERE m.linked_account_id = ?1 AND m.ready = 1
+                          AND m.hinted_last_sync_finished IS NOT NULL
+                          AND (m.merge_last_sync_finished IS NULL
+                               OR m.hinted_last_sync_finished > m.merge_last_sync_finished))
+                      THEN NULL ELSE ?2 END,
+                    last_polled_at = ?3, updated_at = ?3
                  WHERE linked_account_id = ?1",
                 params![
                     linked_account_id,
@@ -360,7 +369,8 @@ impl Store {
         self.write(|tx| {
             let changed = tx.execute(
                 "UPDATE linked_accounts SET initial_sync_complete = 1, initial_sync_completed_at = ?2,
-                    initial_sync_started_at = COALESCE(initial_sync_started_at, ?2)
+                    initial_sync_started_at = COALESCE(initial_sync_started_at, ?2),
+                    initial_sync_hook_pending = 1
                  WHERE linked_account_id = ?1 AND initial_sync_complete = 0",
                 params![linked_account_id, time::format(at)],
             )?;
@@ -368,10 +378,27 @@ impl Store {
         })
     }
 
+    /// Whether the initial-sync hook is still owed for this account (set together with
+    /// `initial_sync_complete`, so a crash before the hook ran does not lose it).
+    pub fn initial_sync_hook_pending(&self, linked_account_id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT initial_sync_hook_pending FROM linked_accounts WHERE linked_account_id = ?1",
+                [linked_account_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .unwrap_or(0)
+            != 0)
+    }
+
+    /// Records that the hook ran (or was not configured), with its error if it failed.
     pub fn set_hook_error(&mut self, linked_account_id: &str, error: Option<&str>) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE linked_accounts SET hook_error = ?2 WHERE linked_account_id = ?1",
+                "UPDATE linked_accounts SET hook_error = ?2, initial_sync_hook_pending = 0
+                 WHERE linked_account_id = ?1",
                 params![linked_account_id, error],
             )?;
             Ok(())

@@ -37,6 +37,11 @@ pub enum StoreError {
          MERGE_SYNC_DB at the right file, or move this one away"
     )]
     NotSqlite { path: PathBuf },
+    #[error(
+        "cannot create state file {}: its directory does not exist (check --db / MERGE_SYNC_DB)",
+        path.display()
+    )]
+    MissingDirectory { path: PathBuf },
     #[error("invalid model id {0:?}: expected category.Model, like hris.Employee")]
     InvalidModelId(String),
 }
@@ -113,11 +118,10 @@ fn create_private(path: &Path) -> Result<()> {
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
-            anyhow::bail!(
-                "cannot create state file {}: directory {} does not exist",
-                path.display(),
-                dir.display()
-            );
+            return Err(StoreError::MissingDirectory {
+                path: path.to_path_buf(),
+            }
+            .into());
         }
     }
     let mut opts = std::fs::OpenOptions::new();
@@ -138,7 +142,7 @@ fn create_private(path: &Path) -> Result<()> {
 fn configure(conn: &Connection, path: &Path) -> Result<()> {
     conn.busy_timeout(Duration::from_secs(30))?;
     // The first statement that reads the file tells whether it is SQLite at all.
-    let mode: String = match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+    let mode: String = match journal_mode_wal(conn) {
         Ok(m) => m,
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::NotADatabase =>
@@ -156,6 +160,23 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
         .with_context(|| format!("configuring state file {}", path.display()))?;
     Ok(())
+}
+
+/// Switches to WAL. Changing the journal mode does not wait on the busy handler, so when
+/// another process is creating the same file at this instant, try again for a while.
+fn journal_mode_wal(conn: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20 + fastrand::u64(0..30)));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Opens a read-only connection without migrating, for callers that must not write.

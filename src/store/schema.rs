@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
         last_error                TEXT,
         last_polled_at            TEXT,
         hook_error                TEXT,
+        initial_sync_hook_pending INTEGER NOT NULL DEFAULT 0, -- set with completion, cleared once the hook ran
         created_at                TEXT NOT NULL,
         updated_at                TEXT NOT NULL
     );
@@ -88,7 +89,13 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let version = index as i64 + 1;
-        let tx = conn.transaction()?;
+        // IMMEDIATE takes the write lock first; re-reading the version under it means two
+        // processes opening a new file at once apply each migration exactly once.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now >= version {
+            continue;
+        }
         tx.execute_batch(sql)
             .with_context(|| format!("applying schema migration {version}"))?;
         tx.pragma_update(None, "user_version", version)?;

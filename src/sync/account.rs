@@ -1,7 +1,8 @@
 //! One pass over one linked account: sync-status, detection, fetches, bookkeeping.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -22,6 +23,35 @@ pub struct Engine {
     pub rate_limit: u32,
     pub on_initial_sync_complete: Option<String>,
     pub clock: fn() -> DateTime<Utc>,
+    /// One limiter per account for the life of the process, so passes that follow each other
+    /// (`serve`'s worker, the demo) share the account's budget.
+    limiters: Arc<Mutex<HashMap<String, Arc<RateLimiter>>>>,
+}
+
+impl Engine {
+    pub fn new(
+        client: MergeClient,
+        db_path: PathBuf,
+        rate_limit: u32,
+        on_initial_sync_complete: Option<String>,
+    ) -> Engine {
+        Engine {
+            client,
+            db_path,
+            rate_limit,
+            on_initial_sync_complete,
+            clock: Utc::now,
+            limiters: Arc::default(),
+        }
+    }
+
+    /// The request limiter of one account.
+    pub fn limiter(&self, linked_account_id: &str) -> Arc<RateLimiter> {
+        let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(linked_account_id.to_string())
+            .or_insert_with(|| Arc::new(RateLimiter::per_minute(self.rate_limit)))
+            .clone()
+    }
 }
 
 /// What one pass did.
@@ -52,6 +82,18 @@ pub fn run_pass(
     let now = (engine.clock)();
     let outcome = pass(engine, store, account, options, progress);
     let id = &account.linked_account_id;
+    // The hook is owed from the moment the account was marked complete; run it whatever
+    // else this pass did, so a crash or a failing model cannot skip it.
+    run_pending_hook(engine, store, account)?;
+    if let Err(e) = &outcome {
+        if matches!(
+            e.downcast_ref::<MergeError>(),
+            Some(MergeError::ApiKeyRejected { .. })
+        ) {
+            // Our API key, not this account: no backoff for the account.
+            return Err(outcome.err().expect("checked above"));
+        }
+    }
     match &outcome {
         Ok((summary, next_poll_at)) if summary.model_errors.is_empty() => {
             store.record_account_success(id, *next_poll_at, now)?;
@@ -95,7 +137,7 @@ fn pass(
     progress: &mut dyn FnMut(&FetchProgress),
 ) -> Result<(PassSummary, DateTime<Utc>)> {
     let id = &account.linked_account_id;
-    let limiter = Arc::new(RateLimiter::per_minute(engine.rate_limit));
+    let limiter = engine.limiter(id);
     let api = engine
         .client
         .account(&account.category, &account.account_token, limiter);
@@ -149,14 +191,20 @@ fn pass(
         }
     }
 
-    if summary.initial_sync_completed {
-        if let Some(cmd) = &engine.on_initial_sync_complete {
-            let result = run_initial_sync_hook(cmd, account);
-            if let Err(e) = &result {
-                log::warn!("{id}: {e}");
-            }
-            store.set_hook_error(id, result.err().as_deref())?;
-        }
-    }
     Ok((summary, plan.next_poll_at))
+}
+
+fn run_pending_hook(engine: &Engine, store: &mut Store, account: &Account) -> Result<()> {
+    let id = &account.linked_account_id;
+    if !store.initial_sync_hook_pending(id)? {
+        return Ok(());
+    }
+    let result = match &engine.on_initial_sync_complete {
+        Some(cmd) => run_initial_sync_hook(cmd, account),
+        None => Ok(()),
+    };
+    if let Err(e) = &result {
+        log::warn!("{id}: {e}");
+    }
+    store.set_hook_error(id, result.err().as_deref())
 }

@@ -71,9 +71,30 @@ fn is_ok_result(s: Option<&str>) -> bool {
 /// `status` says so and `last_sync_result` describes the previous run.
 fn effective_result(st: &SyncStatus) -> Option<&str> {
     match st.status.as_deref() {
-        Some("SYNCING") | Some("PAUSED") | None => st.last_sync_result.as_deref(),
-        other => other,
+        // A terminal status is the newest run's result; anything else (SYNCING, PAUSED, or a
+        // status Merge adds later) leaves the previous run's result in `last_sync_result`.
+        Some(s @ ("DONE" | "PARTIALLY_SYNCED" | "FAILED")) => Some(s),
+        _ => st.last_sync_result.as_deref(),
     }
+}
+
+/// One entry per model. Should Merge list a model twice, the entry that is enabled and
+/// finished most recently wins, so a stale duplicate cannot hide news.
+fn dedup_statuses(statuses: &[SyncStatus]) -> Vec<&SyncStatus> {
+    let mut sorted: Vec<&SyncStatus> = statuses.iter().collect();
+    sorted.sort_by(|a, b| {
+        a.model_id.cmp(&b.model_id).then_with(|| {
+            let rank = |s: &SyncStatus| {
+                (
+                    s.status.as_deref() != Some("DISABLED"),
+                    s.last_sync_finished,
+                )
+            };
+            rank(b).cmp(&rank(a))
+        })
+    });
+    sorted.dedup_by(|later, first| later.model_id == first.model_id);
+    sorted
 }
 
 /// Plans one account's pass.
@@ -90,11 +111,7 @@ pub fn plan_account(
     let mut skips = Vec::new();
     let mut cadence: Option<Duration> = None;
 
-    let mut sorted: Vec<&SyncStatus> = statuses.iter().collect();
-    sorted.sort_by(|a, b| a.model_id.cmp(&b.model_id));
-    sorted.dedup_by(|a, b| a.model_id == b.model_id);
-
-    for st in sorted {
+    for st in dedup_statuses(statuses) {
         let status = st.status.clone().unwrap_or_else(|| "UNKNOWN".to_string());
         if status == "DISABLED" || !account.wants_model(&st.model_id) {
             continue;
@@ -558,6 +575,56 @@ mod tests {
     fn backoff_doubles_from_one_minute_to_one_hour() {
         let got: Vec<i64> = (1..=8).map(|n| failure_backoff(n).num_minutes()).collect();
         assert_eq!(got, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+
+    #[test]
+    fn a_duplicate_stale_entry_does_not_hide_a_finished_sync() {
+        let statuses = [
+            st("hris.Employee", "DISABLED", true, None, None),
+            st(
+                "hris.Employee",
+                "DONE",
+                false,
+                Some("DONE"),
+                Some("2026-11-29T11:00:00Z"),
+            ),
+            st(
+                "hris.Employee",
+                "DONE",
+                false,
+                Some("DONE"),
+                Some("2026-11-29T10:00:00Z"),
+            ),
+        ];
+        let plan = plan_account(
+            &account(true),
+            &[],
+            &statuses,
+            &PlanOptions::default(),
+            now(),
+        );
+        assert_eq!(plan.observed.len(), 1);
+        assert_eq!(plan.fetches[0].windows[0].before, t("2026-11-29T11:00:00Z"));
+    }
+
+    #[test]
+    fn an_unknown_running_status_falls_back_to_the_previous_result() {
+        let statuses = [st(
+            "hris.Employee",
+            "QUEUED",
+            false,
+            Some("DONE"),
+            Some("2026-11-29T11:00:00Z"),
+        )];
+        let plan = plan_account(
+            &account(true),
+            &[],
+            &statuses,
+            &PlanOptions::default(),
+            now(),
+        );
+        assert_eq!(plan.fetches.len(), 1);
+        assert_eq!(plan.observed[0].status, "QUEUED");
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn fetch_model(
             Err(e) if window.cursor.is_some() && is_rejected_cursor(&e) => {
                 // Saved cursors expire; the window's bounds are still right, so read it again
                 // from its first page (the upsert absorbs what is read twice).
-                log::warn!(
+                log::info!(
                     "{linked_account_id} {}: Merge rejected the saved cursor; restarting the window",
                     plan.model_id
                 );
@@ -116,7 +116,7 @@ fn fetch_window(
     let mut cursor = window.cursor.clone();
     loop {
         let page = api.list_page(&plan.path, &query, cursor.as_deref())?;
-        let rows = rows_of(&page, &plan.model_id)?;
+        let rows = rows_of(&page, &plan.model_id);
         if page.next.is_some() && page.next == cursor {
             return Err(anyhow!(
                 "Merge returned the same cursor twice for {}; stopping instead of looping",
@@ -150,14 +150,20 @@ fn fetch_window(
     }
 }
 
-/// Turns a page into rows, keeping each record's JSON exactly as received.
-fn rows_of(page: &RecordPage, model_id: &str) -> Result<Vec<RecordRow>> {
+/// Turns a page into rows, keeping each record's JSON exactly as received. An entry that is
+/// not an object cannot be mirrored; it is skipped with a warning rather than blocking the
+/// model forever.
+fn rows_of(page: &RecordPage, model_id: &str) -> Vec<RecordRow> {
     page.results
         .iter()
-        .map(|raw| {
-            let head: RecordHead = serde_json::from_str(raw.get()).map_err(|e| {
-                anyhow!("a {model_id} record from Merge is not an object ({e}); nothing of this page was written")
-            })?;
+        .filter_map(|raw| {
+            let head: RecordHead = match serde_json::from_str(raw.get()) {
+                Ok(head) => head,
+                Err(e) => {
+                    log::warn!("skipping a {model_id} entry from Merge that is not a record ({e})");
+                    return None;
+                }
+            };
             // A few models (ats.Tag, crm.Association) have no Merge id: key them by their
             // remote id, or failing that by their content.
             let id = head
@@ -165,7 +171,7 @@ fn rows_of(page: &RecordPage, model_id: &str) -> Result<Vec<RecordRow>> {
                 .clone()
                 .or_else(|| head.remote_id.as_ref().map(|r| format!("remote:{r}")))
                 .unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(raw.get().as_bytes())));
-            Ok(RecordRow {
+            Some(RecordRow {
                 id,
                 remote_id: head.remote_id,
                 created_at: head.created_at.as_deref().map(time::normalize),

@@ -9,6 +9,7 @@ use super::account::{run_pass, Engine, PassSummary};
 use super::detect::PlanOptions;
 use super::fetch::FetchProgress;
 use super::lock::AccountLock;
+use crate::merge::MergeError;
 use crate::store::{Account, Store};
 
 /// Which accounts a run visits.
@@ -35,6 +36,8 @@ pub struct PollReport {
     /// Due accounts another process was already syncing.
     pub locked: Vec<String>,
     pub not_due: usize,
+    /// Merge rejected our API key: every account would fail the same way.
+    pub api_key_rejected: Option<String>,
 }
 
 impl PollReport {
@@ -120,8 +123,20 @@ pub fn poll(
                         &account,
                         &PlanOptions::default(),
                         &mut show,
-                    )
-                    .map_err(|e| format!("{e:#}"));
+                    );
+                    if let Err(e) = &result {
+                        if matches!(
+                            e.downcast_ref::<MergeError>(),
+                            Some(MergeError::ApiKeyRejected { .. })
+                        ) {
+                            let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
+                            r.api_key_rejected = Some(format!("{e:#}"));
+                            // The remaining accounts would only fail the same way.
+                            queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                            continue;
+                        }
+                    }
+                    let result = result.map_err(|e| format!("{e:#}"));
                     if let Err(e) = &result {
                         log::error!("{id}: {e}");
                     }

@@ -138,9 +138,17 @@ pub fn apply(store: &mut Store, body: &[u8], now: DateTime<Utc>) -> Result<Appli
         let Some(finished) = h.last_sync_finished else {
             continue;
         };
-        let prev = states.iter().find(|s| s.model_id == h.model_id);
-        let have = prev.and_then(|p| p.merge_last_sync_finished.max(p.hinted_last_sync_finished));
+        // Only what our mirror does not hold yet counts. A hint already saved but not yet
+        // fetched is saved again harmlessly, so a crash between saving and scheduling
+        // cannot strand it.
+        let have = states
+            .iter()
+            .find(|s| s.model_id == h.model_id)
+            .and_then(|p| p.merge_last_sync_finished);
         if have.is_some_and(|have| finished <= have) {
+            continue;
+        }
+        if catalog::find(&h.model_id).is_none_or(|m| !m.is_listable()) {
             continue;
         }
         // Before initial sync completes, a DONE counts toward the model's readiness.

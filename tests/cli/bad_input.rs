@@ -224,3 +224,106 @@ fn help_documents_the_exit_codes() {
     );
     env.cmd().arg("frobnicate").assert().code(2);
 }
+
+#[test]
+fn a_rejected_api_key_is_a_configuration_error_not_an_account_failure() {
+    let fake = super::support::start(&format!(
+        r#"{{"api_key": "{}", "accounts": [{{"id": "la1", "account_token": "tok_good_0001", "category": "hris",
+            "models": [{{"model_id": "hris.Employee", "status": "DONE"}}]}}]}}"#,
+        super::support::API_KEY
+    ));
+    let env = Env::with_fake(&fake);
+    super::support::add_account(&env, "la1", "tok_good_0001", "hris");
+    env.cmd()
+        .env("MERGE_API_KEY", "sk_wrong_key_9999")
+        .arg("poll")
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("API key rejected")
+                .and(predicate::str::contains("sk_wrong_key_9999").not()),
+        );
+    assert_eq!(
+        env.count("SELECT consecutive_failures FROM linked_accounts"),
+        0,
+        "the account is not blamed"
+    );
+}
+
+#[test]
+fn a_public_token_never_reaches_the_logs() {
+    let fake = super::support::start(&format!(
+        r#"{{"api_key": "{}", "accounts": [{{"id": "la1", "account_token": "tok_good_0001", "public_token": "pub_secret_5555",
+            "category": "hris", "models": []}}]}}"#,
+        super::support::API_KEY
+    ));
+    fake.with_state(|s| {
+        s.inject_fault(merge_sync::fake::Fault::status("account-token", 503).times(1))
+    });
+    let env = Env::with_fake(&fake);
+    env.cmd()
+        .args([
+            "-vv",
+            "accounts",
+            "add",
+            "--public-token",
+            "pub_secret_5555",
+            "--category",
+            "hris",
+        ])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("503").and(predicate::str::contains("pub_secret_5555").not()),
+        );
+}
+
+#[test]
+fn a_state_file_in_a_missing_directory_is_a_usage_error() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    env.cmd()
+        .args([
+            "--db",
+            "no/such/dir/state.db",
+            "accounts",
+            "add",
+            "--account-token",
+            "tok_abcdefgh1234",
+            "--category",
+            "hris",
+            "--linked-account-id",
+            "la1",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("directory does not exist"));
+}
+
+#[test]
+fn parallel_first_runs_on_a_new_state_file_all_succeed() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    for _ in 0..5 {
+        let _ = std::fs::remove_file(env.db());
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"))
+                    .env_clear()
+                    .current_dir(env.dir.path())
+                    .env("MERGE_API_KEY", "k")
+                    .env("MERGE_API_URL", "http://127.0.0.1:9/api")
+                    .arg("poll")
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

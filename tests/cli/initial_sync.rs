@@ -134,3 +134,36 @@ fn a_failing_hook_is_shown_and_does_not_undo_the_state() {
         .success()
         .stdout(predicate::str::contains("hook: initial-sync hook exited"));
 }
+
+#[test]
+fn the_hook_runs_even_when_the_pass_that_completed_the_initial_sync_fails() {
+    let fake = fixture();
+    fake.advance(TimeDelta::minutes(11));
+    fake.with_state(|s| s.inject_fault(merge_sync::fake::Fault::status("/employees", 500)));
+    let env = Env::with_fake(&fake);
+    env.cmd()
+        .env("MERGE_API_KEY", "test-api-key")
+        .args([
+            "accounts",
+            "add",
+            "--account-token",
+            "tok-initial-0001",
+            "--category",
+            "hris",
+        ])
+        .assert()
+        .success();
+    env.cmd()
+        .env("MERGE_API_KEY", "test-api-key")
+        .env(
+            "MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE",
+            "echo ran >> hook.log",
+        )
+        .arg("poll")
+        .assert()
+        .code(1);
+    assert_eq!(
+        std::fs::read_to_string(env.dir.path().join("hook.log")).unwrap(),
+        "ran\n"
+    );
+}

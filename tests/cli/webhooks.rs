@@ -417,3 +417,36 @@ fn serve_answers_fast_while_a_slow_fetch_runs() {
         );
     }
 }
+
+#[test]
+fn serve_without_a_secret_answers_500_so_merge_retries() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"))
+        .env_clear()
+        .current_dir(env.dir.path())
+        .env("MERGE_API_KEY", API_KEY)
+        .env("MERGE_API_URL", &env.api_url)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    for _ in 0..5 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(a) = line.trim().split("http://").nth(1) {
+            addr = Some(a.to_string());
+            break;
+        }
+    }
+    let server = Serve {
+        child,
+        addr: addr.expect("serve printed its address"),
+    };
+    let (status, reply) = post(&server.addr, "/api/webhooks/merge", b"{}", Some("x"));
+    assert_eq!(
+        (status, reply.as_str()),
+        (500, r#"{"error":"Server configuration error"}"#)
+    );
+}
