@@ -85,15 +85,18 @@ pub fn run_pass(
     // The hook is owed from the moment the account was marked complete; run it whatever
     // else this pass did, so a crash or a failing model cannot skip it.
     run_pending_hook(engine, store, account)?;
-    if let Err(e) = &outcome {
-        if matches!(
-            e.downcast_ref::<MergeError>(),
-            Some(MergeError::ApiKeyRejected { .. })
-        ) {
-            // Our API key, not this account: no backoff for the account.
-            return Err(outcome.err().expect("checked above"));
+    let outcome = match outcome {
+        // Our API key, not this account: no backoff for the account.
+        Err(e)
+            if matches!(
+                e.downcast_ref::<MergeError>(),
+                Some(MergeError::ApiKeyRejected { .. })
+            ) =>
+        {
+            return Err(e)
         }
-    }
+        other => other,
+    };
     match &outcome {
         Ok((summary, next_poll_at)) if summary.model_errors.is_empty() => {
             store.record_account_success(id, *next_poll_at, now)?;
