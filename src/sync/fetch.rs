@@ -113,39 +113,91 @@ fn fetch_window(
             .filter(|_| plan.filtered)
             .map(time::format_query),
     };
-    let mut cursor = window.cursor.clone();
-    loop {
-        let page = api.list_page(&plan.path, &query, cursor.as_deref())?;
-        let rows = rows_of(&page, &plan.model_id);
-        if page.next.is_some() && page.next == cursor {
-            return Err(anyhow!(
-                "Merge returned the same cursor twice for {}; stopping instead of looping",
-                plan.model_id
-            ));
+    // One thread reads pages (HTTP and JSON) while this one writes the previous page, so
+    // the network and SQLite overlap. Order and durability are unchanged: pages are written
+    // in order, each with its own cursor, and the reader runs at most two pages ahead.
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Fetched, MergeError>>(2);
+        let first = window.cursor.clone();
+        let (query, path, model_id) = (&query, &plan.path, &plan.model_id);
+        scope.spawn(move || read_pages(api, path, query, model_id, first, &tx));
+        for fetched in rx {
+            let Fetched { rows, next, cursor } = fetched?;
+            if next.is_some() && next == cursor {
+                return Err(anyhow!(
+                    "Merge returned the same cursor twice for {}; stopping instead of looping",
+                    plan.model_id
+                ));
+            }
+            store.write_page(
+                linked_account_id,
+                &plan.model_id,
+                &rows,
+                &PageProgress {
+                    window_after: window.after,
+                    window_before: window.before,
+                    next_cursor: next.as_deref(),
+                    started_at,
+                    now: clock(),
+                },
+            )?;
+            totals.pages += 1;
+            totals.records += rows.len() as u64;
+            progress(&FetchProgress {
+                linked_account_id,
+                model_id: &plan.model_id,
+                pages: totals.pages,
+                records: totals.records,
+            });
+            if next.is_none() {
+                return Ok(());
+            }
         }
-        store.write_page(
-            linked_account_id,
-            &plan.model_id,
-            &rows,
-            &PageProgress {
-                window_after: window.after,
-                window_before: window.before,
-                next_cursor: page.next.as_deref(),
-                started_at,
-                now: clock(),
-            },
-        )?;
-        totals.pages += 1;
-        totals.records += rows.len() as u64;
-        progress(&FetchProgress {
-            linked_account_id,
-            model_id: &plan.model_id,
-            pages: totals.pages,
-            records: totals.records,
-        });
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(()),
+        Err(anyhow!(
+            "the page reader for {} stopped early",
+            plan.model_id
+        ))
+    })
+}
+
+/// One page, parsed, with the cursor that fetched it and the cursor of the next one.
+struct Fetched {
+    rows: Vec<RecordRow>,
+    next: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Reads pages in order until the last one, an error, or the writer hanging up.
+fn read_pages(
+    api: &AccountApi,
+    path: &str,
+    query: &ListQuery,
+    model_id: &str,
+    mut cursor: Option<String>,
+    tx: &std::sync::mpsc::SyncSender<Result<Fetched, MergeError>>,
+) {
+    loop {
+        let page = match api.list_page(path, query, cursor.as_deref()) {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let rows = rows_of(&page, model_id);
+        let next = page.next;
+        let repeat = next.is_some() && next == cursor;
+        let fetched = Fetched {
+            rows,
+            next: next.clone(),
+            cursor: cursor.clone(),
+        };
+        if tx.send(Ok(fetched)).is_err() || repeat {
+            return;
+        }
+        match next {
+            Some(n) => cursor = Some(n),
+            None => return,
         }
     }
 }
