@@ -285,4 +285,54 @@ mod tests {
             "la1 (acme, hris, bamboohr) — initial sync: 3 of 5 models ready, running for 2h 13m"
         );
     }
+
+    #[test]
+    fn status_table_renders_one_row_per_model_under_its_account() {
+        let now = time::parse("2026-11-29T12:00:00Z").unwrap();
+        let account = AccountView {
+            linked_account_id: "la1".into(),
+            end_user_origin_id: Some("acme".into()),
+            category: "hris".into(),
+            integration_slug: None,
+            status: "active".into(),
+            account_token: "••••1234".into(),
+            initial_sync_complete: true,
+            models_ready: 1,
+            models_enabled: 1,
+            initial_sync_started_at: None,
+            initial_sync_completed_at: Some(now - Duration::hours(2)),
+            next_poll_at: Some(now + Duration::minutes(5)),
+            consecutive_failures: 0,
+            last_error: None,
+            hook_error: None,
+        };
+        let row = ModelRow {
+            linked_account_id: "la1".into(),
+            end_user_origin_id: Some("acme".into()),
+            category: "hris".into(),
+            initial_sync_complete: true,
+            model_id: Some("hris.Employee".into()),
+            status: Some("DONE".into()),
+            last_sync_result: Some("DONE".into()),
+            ready: Some(true),
+            merge_last_sync_finished: Some(now - Duration::minutes(30)),
+            merge_reported_last_sync_finished: None,
+            last_synced_at: None,
+            last_fetched_at: Some(now - Duration::minutes(29)),
+            records: 2500,
+            next_poll_at: Some(now + Duration::minutes(5)),
+            fetch_in_progress: false,
+            last_error: None,
+        };
+        let out = status_table(&[(account, vec![row])], now);
+        let expected = "\
+la1 (acme, hris) — initial sync: complete since 2026-11-29 10:00:00Z
+┌─────────┬───────────────┬──────────────┬─────────────┬───────┬──────────────────────┬──────────────────────┬─────────┬───────────┬────────────┐
+│ account ┆ model         ┆ merge status ┆ last result ┆ ready ┆ merge finished       ┆ our last fetch       ┆ records ┆ next poll ┆ last error │
+╞═════════╪═══════════════╪══════════════╪═════════════╪═══════╪══════════════════════╪══════════════════════╪═════════╪═══════════╪════════════╡
+│ acme    ┆ hris.Employee ┆ DONE         ┆ DONE        ┆ yes   ┆ 2026-11-29 11:30:00Z ┆ 2026-11-29 11:31:00Z ┆ 2500    ┆ in 5m     ┆            │
+└─────────┴───────────────┴──────────────┴─────────────┴───────┴──────────────────────┴──────────────────────┴─────────┴───────────┴────────────┘
+";
+        assert_eq!(out, expected);
+    }
 }
