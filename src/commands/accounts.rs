@@ -71,58 +71,37 @@ fn add(config: &Config, args: &AddArgs) -> Result<ExitCode> {
         None
     };
 
-    let new = match (&args.account_token, &args.public_token) {
-        (Some(token), _) => {
-            let token = Secret::new(token.trim());
-            match &args.linked_account_id {
-                Some(id) => NewAccount {
-                    linked_account_id: id.clone(),
-                    end_user_origin_id: args.end_user_origin_id.clone(),
-                    category: args.category.clone(),
-                    integration_slug: None,
-                    account_token: token,
-                    models,
-                },
-                None => {
-                    let client = client(config)?;
-                    let limiter = std::sync::Arc::new(RateLimiter::per_minute(100));
-                    let details = client
-                        .account(&args.category, &token, limiter)
-                        .account_details()
-                        .context("asking Merge for the account's details")?;
-                    let id = details.id.clone().context(
-                        "Merge's account-details did not include the linked account id; pass --linked-account-id",
-                    )?;
-                    NewAccount {
-                        linked_account_id: id,
-                        end_user_origin_id: args
-                            .end_user_origin_id
-                            .clone()
-                            .or(details.end_user_origin_id),
-                        category: args.category.clone(),
-                        integration_slug: details.integration_slug,
-                        account_token: token,
-                        models,
-                    }
-                }
-            }
-        }
+    // The token, and what the exchange of a public token already told us.
+    let (token, exchanged_id, exchanged_slug) = match (&args.account_token, &args.public_token) {
+        (Some(token), _) => (Secret::new(token.trim()), None, None),
         (None, Some(public)) => {
-            let client = client(config)?;
-            let public = Secret::new(public.trim());
-            let exchanged = client
-                .exchange_public_token(&args.category, &public)
+            let exchanged = client(config)?
+                .exchange_public_token(&args.category, &Secret::new(public.trim()))
                 .context("exchanging the public token with Merge")?;
-            let token = Secret::new(exchanged.account_token);
+            let slug = exchanged.integration.and_then(|i| i.slug);
+            (Secret::new(exchanged.account_token), exchanged.id, slug)
+        }
+        (None, None) => unreachable!("clap requires one of the token flags"),
+    };
+    let new = match &args.linked_account_id {
+        // Explicit flags: no call to Merge.
+        Some(id) => NewAccount {
+            linked_account_id: id.clone(),
+            end_user_origin_id: args.end_user_origin_id.clone(),
+            category: args.category.clone(),
+            integration_slug: None,
+            account_token: token,
+            models,
+        },
+        None => {
             let limiter = std::sync::Arc::new(RateLimiter::per_minute(100));
-            let details = client
+            let details = client(config)?
                 .account(&args.category, &token, limiter)
                 .account_details()
                 .context("asking Merge for the account's details")?;
-            let id = exchanged
-                .id
-                .or(details.id)
-                .context("Merge did not say which linked account the token belongs to")?;
+            let id = exchanged_id.or(details.id).context(
+                "Merge did not say which linked account the token belongs to; pass --linked-account-id",
+            )?;
             NewAccount {
                 linked_account_id: id,
                 end_user_origin_id: args
@@ -130,14 +109,11 @@ fn add(config: &Config, args: &AddArgs) -> Result<ExitCode> {
                     .clone()
                     .or(details.end_user_origin_id),
                 category: args.category.clone(),
-                integration_slug: details
-                    .integration_slug
-                    .or(exchanged.integration.and_then(|i| i.slug)),
+                integration_slug: details.integration_slug.or(exchanged_slug),
                 account_token: token,
                 models,
             }
         }
-        (None, None) => unreachable!("clap requires one of the token flags"),
     };
 
     let store = match &mut store {
