@@ -9,7 +9,9 @@
 //!    the rows in one transaction per page of 100, then closes the file (which checkpoints
 //!    the WAL, as merge-sync's exit does).
 //!
-//! Prints `key=value` lines on stdout: `rows`, `pages`, `download_s`, `floor_s`.
+//! Everything else is SQLite's default (page size, cache, `wal_autocheckpoint` unless
+//! `--wal-autocheckpoint` is given). Prints `key=value` lines on stdout: `rows`, `pages`,
+//! `download_s`, `floor_s`.
 //!
 //! ```sh
 //! cargo run --release --example ingest_floor -- --url http://127.0.0.1:4000/api \
@@ -47,6 +49,10 @@ struct Args {
     /// SQLite file to create (must not exist).
     #[arg(long)]
     db: PathBuf,
+    /// `PRAGMA wal_autocheckpoint` (pages). Default: SQLite's own default (1000). Not a
+    /// durability setting; set it to what merge-sync uses for a like-for-like floor.
+    #[arg(long)]
+    wal_autocheckpoint: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +150,9 @@ fn write(args: &Args, pages: &[Vec<Row>]) -> Result<()> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         bail!("journal_mode is {mode}, not WAL");
+    }
+    if let Some(n) = args.wal_autocheckpoint {
+        conn.pragma_update(None, "wal_autocheckpoint", n)?;
     }
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL;

@@ -157,8 +157,14 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!("state file {} is not in WAL mode ({mode})", path.display());
     }
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .with_context(|| format!("configuring state file {}", path.display()))?;
+    // A checkpoint every ~40 MB of WAL instead of SQLite's 4 MB: checkpoints (copying pages
+    // back and fsyncing) were ~60% of a large initial fetch. Durability is unchanged: a commit
+    // in WAL mode with synchronous=NORMAL is as safe whatever the checkpoint interval; only
+    // the WAL file grows larger between checkpoints.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000;",
+    )
+    .with_context(|| format!("configuring state file {}", path.display()))?;
     Ok(())
 }
 
