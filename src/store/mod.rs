@@ -33,8 +33,9 @@ pub enum StoreError {
     )]
     SchemaTooNew { found: i64, supported: i64 },
     #[error(
-        "{path} is not a merge-sync state file (not an SQLite database). Point --db or \
-         MERGE_SYNC_DB at the right file, or move this one away"
+        "{path} is not a merge-sync state file (not an SQLite database, or damaged). Point \
+         --db or MERGE_SYNC_DB at the right file, or move this one away (restore it from a \
+         backup if it was yours)"
     )]
     NotSqlite { path: PathBuf },
     #[error(
@@ -145,7 +146,10 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
     let mode: String = match journal_mode_wal(conn) {
         Ok(m) => m,
         Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::NotADatabase =>
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
         {
             return Err(StoreError::NotSqlite {
                 path: path.to_path_buf(),
