@@ -176,7 +176,8 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct VerifyWebhookArgs {
     /// The X-Merge-Webhook-Signature value [env: HTTP_X_MERGE_WEBHOOK_SIGNATURE]
-    #[arg(long)]
+    // base64url signatures may start with '-': never read one as a flag.
+    #[arg(long, allow_hyphen_values = true)]
     pub signature: Option<String>,
     /// Read the body from this file instead of stdin.
     #[arg(long)]

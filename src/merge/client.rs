@@ -207,27 +207,42 @@ impl AccountApi<'_> {
         Ok(page)
     }
 
-    /// Every page of a list endpoint, streamed one page at a time.
+    /// The pages of a list endpoint from `start` (a saved cursor, or `None` for the first
+    /// page), streamed one at a time, each with the cursor that fetched it. It ends after the
+    /// last page or the first error, and refuses to loop on a cursor Merge repeats.
     pub fn pages<'q>(
         &'q self,
         path: &'q str,
         query: &'q ListQuery,
-    ) -> impl Iterator<Item = Result<RecordPage, MergeError>> + 'q {
-        let mut cursor: Option<String> = None;
+        start: Option<String>,
+    ) -> impl Iterator<Item = Result<(Option<String>, RecordPage), MergeError>> + 'q {
+        let mut cursor = start;
         let mut done = false;
         std::iter::from_fn(move || {
             if done {
                 return None;
             }
-            let page = self.list_page(path, query, cursor.as_deref());
-            match &page {
-                Ok(p) => match &p.next {
-                    Some(next) => cursor = Some(next.clone()),
-                    None => done = true,
-                },
-                Err(_) => done = true,
+            let page = match self.list_page(path, query, cursor.as_deref()) {
+                Ok(page) => page,
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
+            };
+            let used = cursor.take();
+            match &page.next {
+                Some(next) if Some(next) == used.as_ref() => {
+                    done = true;
+                    return Some(Err(MergeError::Decode {
+                        path: self.display_path(path),
+                        message: "Merge returned the same cursor twice".into(),
+                        excerpt: String::new(),
+                    }));
+                }
+                Some(next) => cursor = Some(next.clone()),
+                None => done = true,
             }
-            Some(page)
+            Some(Ok((used, page)))
         })
     }
 

@@ -122,13 +122,7 @@ fn fetch_window(
         let (query, path, model_id) = (&query, &plan.path, &plan.model_id);
         scope.spawn(move || read_pages(api, path, query, model_id, first, &tx));
         for fetched in rx {
-            let Fetched { rows, next, cursor } = fetched?;
-            if next.is_some() && next == cursor {
-                return Err(anyhow!(
-                    "Merge returned the same cursor twice for {}; stopping instead of looping",
-                    plan.model_id
-                ));
-            }
+            let Fetched { rows, next } = fetched?;
             store.write_page(
                 linked_account_id,
                 &plan.model_id,
@@ -160,11 +154,10 @@ fn fetch_window(
     })
 }
 
-/// One page, parsed, with the cursor that fetched it and the cursor of the next one.
+/// One page, parsed, with the cursor of the next one.
 struct Fetched {
     rows: Vec<RecordRow>,
     next: Option<String>,
-    cursor: Option<String>,
 }
 
 /// Reads pages in order until the last one, an error, or the writer hanging up.
@@ -173,31 +166,16 @@ fn read_pages(
     path: &str,
     query: &ListQuery,
     model_id: &str,
-    mut cursor: Option<String>,
+    start: Option<String>,
     tx: &std::sync::mpsc::SyncSender<Result<Fetched, MergeError>>,
 ) {
-    loop {
-        let page = match api.list_page(path, query, cursor.as_deref()) {
-            Ok(page) => page,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        let rows = rows_of(&page, model_id);
-        let next = page.next;
-        let repeat = next.is_some() && next == cursor;
-        let fetched = Fetched {
-            rows,
-            next: next.clone(),
-            cursor: cursor.clone(),
-        };
-        if tx.send(Ok(fetched)).is_err() || repeat {
+    for page in api.pages(path, query, start) {
+        let fetched = page.map(|(_, page)| Fetched {
+            rows: rows_of(&page, model_id),
+            next: page.next,
+        });
+        if tx.send(fetched).is_err() {
             return;
-        }
-        match next {
-            Some(n) => cursor = Some(n),
-            None => return,
         }
     }
 }

@@ -185,6 +185,27 @@ fn an_enqueued_webhook_makes_its_model_due_and_duplicates_cost_nothing() {
         requests_for(&fake, TOKEN).is_empty(),
         "a duplicate delivery causes no fetch"
     );
+
+    // A late delivery of an older sync (out of order): no fetch either.
+    let mut older: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let old_finish = merge_sync::fake::merge_timestamp(finished - chrono::TimeDelta::hours(3));
+    older["data"]["sync_status"]["hris.Employee"]["last_sync_finished"] = old_finish.into();
+    let older = serde_json::to_vec(&older).unwrap();
+    verify(&env, &older, Some(&sign(SECRET, &older)), &["--enqueue"]).code(0);
+    env.cmd().arg("poll").assert().success();
+    assert!(
+        requests_for(&fake, TOKEN).is_empty(),
+        "an out-of-order delivery causes no fetch"
+    );
+    let outcome: String = env
+        .sqlite()
+        .query_row(
+            "SELECT outcome FROM webhook_inbox ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(outcome.starts_with("nothing new"), "{outcome}");
 }
 
 #[test]
@@ -449,4 +470,16 @@ fn serve_without_a_secret_answers_500_so_merge_retries() {
         (status, reply.as_str()),
         (500, r#"{"error":"Server configuration error"}"#)
     );
+}
+
+/// Regression: a base64url signature can start with '-' and was read as a flag.
+#[test]
+fn a_signature_starting_with_a_dash_is_accepted() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let body = (0..10_000)
+        .map(|i| format!("{{\"n\": {i}}}"))
+        .find(|b| sign(SECRET, b.as_bytes()).starts_with('-'))
+        .unwrap();
+    let sig = sign(SECRET, body.as_bytes());
+    verify(&env, body.as_bytes(), Some(&sig), &[]).code(0);
 }
