@@ -99,7 +99,14 @@ pub fn run_pass(
     };
     match &outcome {
         Ok((summary, next_poll_at)) if summary.model_errors.is_empty() => {
-            store.record_account_success(id, *next_poll_at, now)?;
+            // A pass limited to some models (`fetch --model`) saw only those: it must not push
+            // the account's schedule back past news about the others.
+            let next = match (options.only_models.is_empty(), account.next_poll_at) {
+                (false, Some(scheduled)) => scheduled.min(*next_poll_at),
+                (false, None) => now,
+                (true, _) => *next_poll_at,
+            };
+            store.record_account_success(id, next, now)?;
         }
         Ok((summary, _)) => {
             let msg = summary
