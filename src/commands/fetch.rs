@@ -9,7 +9,7 @@ use super::{engine, resolve_account, Progress};
 use crate::cli::FetchArgs;
 use crate::config::{Config, UsageError};
 use crate::store::{records_table, AccountStatus, Store};
-use crate::sync::{run_pass, AccountLock, PlanOptions};
+use crate::sync::{run_locked_pass, AccountLock, PlanOptions};
 
 pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
     for m in &args.models {
@@ -26,7 +26,7 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
         .into());
     }
     let id = account.linked_account_id.clone();
-    let Some(_lock) = AccountLock::try_acquire(&config.db, &id)? else {
+    let Some(lock) = AccountLock::try_acquire(&config.db, &id)? else {
         bail!("another merge-sync is syncing account {id} right now; try again when it finishes");
     };
     crate::sync::webhooks::apply_pending(&mut store, (engine.clock)())?;
@@ -38,7 +38,7 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
         only_models: args.models.clone(),
         overlap: None,
     };
-    let result = run_pass(&engine, &mut store, &account, &options, &mut |p| {
+    let result = run_locked_pass(&engine, &lock, &mut store, &account, &options, &mut |p| {
         progress.show(p)
     });
     progress.finish();

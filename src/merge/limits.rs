@@ -3,15 +3,16 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// At most `limit` requests in any rolling `window`. A sliding log rather than a token bucket,
-/// because the promise is about *any* 60-second window, bursts included.
+/// because the promise is about *any* 60-second window, bursts included. Each entry keeps the
+/// wall-clock time too, so the log can be handed to the next process (see [`RateLimiter::seed`]).
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: usize,
     window: Duration,
-    sent: Mutex<VecDeque<Instant>>,
+    sent: Mutex<VecDeque<(Instant, SystemTime)>>,
 }
 
 impl RateLimiter {
@@ -35,18 +36,48 @@ impl RateLimiter {
                 let now = Instant::now();
                 while sent
                     .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                    .is_some_and(|(t, _)| now.duration_since(*t) >= self.window)
                 {
                     sent.pop_front();
                 }
                 if sent.len() < self.limit {
-                    sent.push_back(now);
+                    sent.push_back((now, SystemTime::now()));
                     return;
                 }
-                self.window - now.duration_since(sent[0])
+                self.window - now.duration_since(sent[0].0)
             };
             std::thread::sleep(wait + Duration::from_millis(1));
         }
+    }
+
+    /// Counts requests an earlier process made (wall-clock times), so back-to-back runs
+    /// share one budget. Times already known are not counted twice.
+    pub fn seed(&self, earlier: &[SystemTime]) {
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        for &t in earlier {
+            let Ok(age) = wall.duration_since(t) else {
+                continue;
+            };
+            if age >= self.window || sent.iter().any(|(_, w)| *w == t) {
+                continue;
+            }
+            let Some(at) = now.checked_sub(age) else {
+                continue;
+            };
+            let pos = sent.partition_point(|(i, _)| *i <= at);
+            sent.insert(pos, (at, t));
+        }
+    }
+
+    /// The wall-clock times of the requests still inside the window.
+    pub fn recent(&self) -> Vec<SystemTime> {
+        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        sent.iter()
+            .filter(|(i, _)| now.duration_since(*i) < self.window)
+            .map(|(_, w)| *w)
+            .collect()
     }
 }
 
@@ -149,6 +180,24 @@ mod tests {
             );
         }
         assert!(times[6] >= Duration::from_millis(400));
+    }
+
+    #[test]
+    fn a_seeded_limiter_counts_the_previous_process_requests() {
+        let first = RateLimiter::new(3, Duration::from_millis(300));
+        for _ in 0..3 {
+            first.acquire();
+        }
+        let second = RateLimiter::new(3, Duration::from_millis(300));
+        second.seed(&first.recent());
+        second.seed(&first.recent()); // idempotent
+        let start = Instant::now();
+        second.acquire();
+        assert!(
+            start.elapsed() >= Duration::from_millis(200),
+            "waited {:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::detect::{failure_backoff, plan_account, PlanOptions};
 use super::fetch::{fetch_model, FetchProgress, FetchTotals};
 use super::hook::run_initial_sync_hook;
+use super::lock::AccountLock;
 use crate::merge::limits::RateLimiter;
 use crate::merge::{MergeClient, MergeError};
 use crate::store::{Account, Store};
@@ -68,6 +69,28 @@ impl PassSummary {
     pub fn records(&self) -> u64 {
         self.fetched.iter().map(|(_, t)| t.records).sum()
     }
+}
+
+/// Runs a pass while holding the account's `lock`: the account's request budget is handed
+/// over through the lock file, so passes in processes that follow each other share it.
+pub fn run_locked_pass(
+    engine: &Engine,
+    lock: &AccountLock,
+    store: &mut Store,
+    account: &Account,
+    options: &PlanOptions,
+    progress: &mut dyn FnMut(&FetchProgress),
+) -> Result<PassSummary> {
+    let limiter = engine.limiter(&account.linked_account_id);
+    limiter.seed(&lock.recent_requests());
+    let result = run_pass(engine, store, account, options, progress);
+    if let Err(e) = lock.save_requests(&limiter.recent()) {
+        log::warn!(
+            "{}: could not save its request times: {e}",
+            account.linked_account_id
+        );
+    }
+    result
 }
 
 /// Runs one pass over `account` and records its outcome (schedule, backoff, errors) in the

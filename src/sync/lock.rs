@@ -3,7 +3,9 @@
 //! stalls an account.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -44,6 +46,7 @@ impl AccountLock {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .with_context(|| format!("opening lock file {}", path.display()))?;
@@ -54,6 +57,38 @@ impl AccountLock {
                 Err(e).with_context(|| format!("locking {}", path.display()))
             }
         }
+    }
+}
+
+impl AccountLock {
+    /// When the account's recent requests were sent, as the previous holder left them (one
+    /// Unix time in milliseconds per line). Only the holder reads or writes them, so the
+    /// per-account rate limit holds across processes that follow each other.
+    pub fn recent_requests(&self) -> Vec<SystemTime> {
+        let mut text = String::new();
+        if (&self._file).seek(SeekFrom::Start(0)).is_err()
+            || (&self._file).read_to_string(&mut text).is_err()
+        {
+            return Vec::new();
+        }
+        text.lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+            .collect()
+    }
+
+    /// Leaves the account's recent request times for the next holder.
+    pub fn save_requests(&self, times: &[SystemTime]) -> Result<()> {
+        let text: String = times
+            .iter()
+            .filter_map(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| format!("{}\n", d.as_millis()))
+            .collect();
+        let mut f = &self._file;
+        f.set_len(0)?;
+        f.seek(SeekFrom::Start(0))?;
+        f.write_all(text.as_bytes())?;
+        Ok(())
     }
 }
 
@@ -71,5 +106,20 @@ mod tests {
         assert!(AccountLock::try_acquire(&db, "la2").unwrap().is_some());
         drop(first);
         assert!(AccountLock::try_acquire(&db, "la1").unwrap().is_some());
+    }
+
+    #[test]
+    fn request_times_pass_from_one_holder_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let t = UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
+        {
+            let lock = AccountLock::try_acquire(&db, "la1").unwrap().unwrap();
+            assert!(lock.recent_requests().is_empty());
+            lock.save_requests(&[t, t + Duration::from_secs(1)])
+                .unwrap();
+        }
+        let lock = AccountLock::try_acquire(&db, "la1").unwrap().unwrap();
+        assert_eq!(lock.recent_requests(), vec![t, t + Duration::from_secs(1)]);
     }
 }

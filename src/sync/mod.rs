@@ -8,7 +8,7 @@ pub mod lock;
 pub mod poll;
 pub mod webhooks;
 
-pub use account::{run_pass, Engine, PassSummary};
+pub use account::{run_locked_pass, run_pass, Engine, PassSummary};
 pub use detect::PlanOptions;
 pub use fetch::FetchProgress;
 pub use lock::AccountLock;

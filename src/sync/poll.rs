@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 
-use super::account::{run_pass, Engine, PassSummary};
+use super::account::{run_locked_pass, Engine, PassSummary};
 use super::detect::PlanOptions;
 use super::fetch::FetchProgress;
 use super::lock::AccountLock;
@@ -99,7 +99,7 @@ pub fn poll(
                         return Ok(());
                     };
                     let id = account.linked_account_id.clone();
-                    let Some(_lock) = AccountLock::try_acquire(&engine.db_path, &id)? else {
+                    let Some(lock) = AccountLock::try_acquire(&engine.db_path, &id)? else {
                         log::info!("{id}: another merge-sync is syncing it; skipped");
                         report
                             .lock()
@@ -117,8 +117,9 @@ pub fn poll(
                         continue;
                     }
                     let mut show = |p: &FetchProgress| progress(p);
-                    let result = run_pass(
+                    let result = run_locked_pass(
                         engine,
+                        &lock,
                         &mut store,
                         &account,
                         &PlanOptions::default(),
