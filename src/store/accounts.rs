@@ -292,6 +292,7 @@ impl Store {
                     next_poll_at = CASE WHEN EXISTS (
                         SELECT 1 FROM model_sync_state m
                         WHERE m.linked_account_id = ?1 AND m.ready = 1
+                          AND m.status IS NOT NULL AND m.status <> 'DISABLED'
                           AND m.hinted_last_sync_finished IS NOT NULL
                           AND (m.merge_last_sync_finished IS NULL
                                OR m.hinted_last_sync_finished > m.merge_last_sync_finished))

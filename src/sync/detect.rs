@@ -69,12 +69,15 @@ fn is_ok_result(s: Option<&str>) -> bool {
 
 /// The result that describes the newest finished run: while a sync is running or paused,
 /// `status` says so and `last_sync_result` describes the previous run.
-fn effective_result(st: &SyncStatus) -> Option<&str> {
-    match st.status.as_deref() {
+pub fn effective_result<'a>(
+    status: Option<&'a str>,
+    last_sync_result: Option<&'a str>,
+) -> Option<&'a str> {
+    match status {
         // A terminal status is the newest run's result; anything else (SYNCING, PAUSED, or a
         // status Merge adds later) leaves the previous run's result in `last_sync_result`.
         Some(s @ ("DONE" | "PARTIALLY_SYNCED" | "FAILED")) => Some(s),
-        _ => st.last_sync_result.as_deref(),
+        _ => last_sync_result,
     }
 }
 
@@ -154,7 +157,7 @@ pub fn plan_account(
             continue;
         };
 
-        let result = effective_result(st);
+        let result = effective_result(st.status.as_deref(), st.last_sync_result.as_deref());
         let reported = if is_ok_result(result) {
             st.last_sync_finished
         } else {

@@ -6,9 +6,10 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
+use super::detect::effective_result;
 use crate::merge::catalog;
 use crate::store::{Account, NewAccount, Store};
-use crate::webhook::{self, ModelSyncHint, WebhookKind};
+use crate::webhook::{self, WebhookKind};
 
 /// What applying one webhook did (stored in the inbox's `outcome`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,19 +73,12 @@ pub fn apply_pending(store: &mut Store, now: DateTime<Utc>) -> Result<Vec<Applie
     Ok(out)
 }
 
-/// The result that describes the newest finished run (as in detection).
-fn effective_result(h: &ModelSyncHint) -> Option<&str> {
-    match h.status.as_deref() {
-        Some("SYNCING") | Some("PAUSED") | None => h.last_sync_result.as_deref(),
-        other => other,
-    }
-}
-
+/// The account a webhook is about: by `linked_account.id`; only when the webhook names no id,
+/// by `data.account_token`, else by `end_user_origin_id`. An id we do not know is another
+/// linked account (one we do not mirror, or a relink under a new id), never a near match.
 fn find_account(store: &Store, w: &webhook::Webhook) -> Result<Option<Account>> {
     if let Some(id) = &w.linked_account.id {
-        if let Some(a) = store.account(id)? {
-            return Ok(Some(a));
-        }
+        return store.account(id);
     }
     if let Some(token) = &w.account_token {
         if let Some(a) = store.find_account_by_token(token.expose())? {
@@ -131,30 +125,45 @@ pub fn apply(store: &mut Store, body: &[u8], now: DateTime<Utc>) -> Result<Appli
     let states = store.model_states(&id)?;
     let mut due = Vec::new();
     for h in hints.iter().filter(|h| account.wants_model(&h.model_id)) {
-        let result = effective_result(h);
+        let result = effective_result(h.status.as_deref(), h.last_sync_result.as_deref());
         if !matches!(result, Some("DONE") | Some("PARTIALLY_SYNCED")) {
             continue;
         }
         let Some(finished) = h.last_sync_finished else {
             continue;
         };
+        // A signed date far ahead of our clock is a broken report; as a window bound it
+        // would freeze the model (every later window would start after it).
+        if finished > now + chrono::Duration::days(1) {
+            log::warn!(
+                "{id} {}: ignoring a webhook's last_sync_finished in the future ({finished})",
+                h.model_id
+            );
+            continue;
+        }
         // Only what our mirror does not hold yet counts. A hint already saved but not yet
         // fetched is saved again harmlessly, so a crash between saving and scheduling
         // cannot strand it.
-        let have = states
-            .iter()
-            .find(|s| s.model_id == h.model_id)
-            .and_then(|p| p.merge_last_sync_finished);
-        if have.is_some_and(|have| finished <= have) {
+        let prev = states.iter().find(|s| s.model_id == h.model_id);
+        if prev
+            .and_then(|p| p.merge_last_sync_finished)
+            .is_some_and(|have| finished <= have)
+        {
             continue;
         }
         if catalog::find(&h.model_id).is_none_or(|m| !m.is_listable()) {
             continue;
         }
-        // Before initial sync completes, a DONE counts toward the model's readiness.
-        let ready = result == Some("DONE") || h.is_initial_sync == Some(false);
-        store.save_hint(&id, &h.model_id, Some(finished), ready)?;
         due.push(h.model_id.clone());
+        // Models sync-status has not shown us yet (first pass pending) or shows as disabled
+        // get no hint: the pass this makes due reads sync-status and decides for itself.
+        let Some(prev) = prev.filter(|p| p.status.as_deref().is_some_and(|s| s != "DISABLED"))
+        else {
+            continue;
+        };
+        // Before initial sync completes, a DONE counts toward the model's readiness.
+        let ready = prev.ready || result == Some("DONE") || h.is_initial_sync == Some(false);
+        store.save_hint(&id, &h.model_id, Some(finished), ready)?;
     }
     if due.is_empty() {
         return Ok(Applied::NothingNew {

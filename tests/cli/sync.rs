@@ -599,11 +599,18 @@ fn transient_garbage_from_merge_is_retried_and_rate_limits_are_honoured() {
 #[test]
 fn request_times_are_left_for_the_next_process_so_the_rate_limit_spans_runs() {
     let (fake, env) = setup(250);
-    env.cmd().args(["fetch", "--account", ACME]).assert().success();
+    env.cmd()
+        .args(["fetch", "--account", ACME])
+        .assert()
+        .success();
     let made = requests_for(&fake, ACME_TOKEN).len();
-    let lock = merge_sync::sync::AccountLock::try_acquire(&env.db(), ACME).unwrap().unwrap();
+    let lock = merge_sync::sync::AccountLock::try_acquire(&env.db(), ACME)
+        .unwrap()
+        .unwrap();
     let times = lock.recent_requests();
     assert_eq!(times.len(), made, "every request of the run is handed over");
-    let age = std::time::SystemTime::now().duration_since(times[0]).unwrap();
+    let age = std::time::SystemTime::now()
+        .duration_since(times[0])
+        .unwrap();
     assert!(age < Duration::from_secs(60));
 }

@@ -241,6 +241,36 @@ fn forged_and_unknown_account_webhooks_change_nothing() {
         .query_row("SELECT outcome FROM webhook_inbox", [], |r| r.get(0))
         .unwrap();
     assert_eq!(outcome, "unknown account");
+
+    // Another linked account of the same customer (an id we do not mirror, with our
+    // account's origin id): never applied to ours.
+    let mut sibling: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    sibling["linked_account"]["id"] = "la-acme-second-link".into();
+    let sibling = serde_json::to_vec(&sibling).unwrap();
+    verify(
+        &env,
+        &sibling,
+        Some(&sign(SECRET, &sibling)),
+        &["--enqueue"],
+    )
+    .code(0);
+    env.cmd().arg("poll").assert().success();
+    assert!(
+        fake.requests().is_empty(),
+        "a sibling account's webhook fetched nothing"
+    );
+
+    // A signed date far in the future is ignored rather than used as a window bound.
+    let mut future: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    future["data"]["sync_status"]["hris.Employee"]["last_sync_finished"] =
+        "2098-01-01T00:00:00Z".into();
+    let future = serde_json::to_vec(&future).unwrap();
+    verify(&env, &future, Some(&sign(SECRET, &future)), &["--enqueue"]).code(0);
+    env.cmd().arg("poll").assert().success();
+    assert!(
+        fake.requests().is_empty(),
+        "a future-dated hint fetched nothing"
+    );
 }
 
 #[test]
