@@ -2,8 +2,10 @@
 //! requests per 10 seconds across the whole run (Merge's per-IP rule).
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// At most `limit` requests in any rolling `window`. A sliding log rather than a token bucket,
 /// because the promise is about *any* 60-second window, bursts included. Each entry keeps the
@@ -13,6 +15,19 @@ pub struct RateLimiter {
     limit: usize,
     window: Duration,
     sent: Mutex<VecDeque<(Instant, SystemTime)>>,
+    /// Where each request's time is appended as it is made (the account's lock file), so a
+    /// process that dies mid-pass still hands its requests to the next one.
+    journal: Mutex<Option<File>>,
+}
+
+/// Wall-clock time at millisecond precision: the precision the journal keeps, so times read
+/// back compare equal to the ones recorded.
+fn wall_ms() -> SystemTime {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 impl RateLimiter {
@@ -25,6 +40,7 @@ impl RateLimiter {
             limit,
             window,
             sent: Mutex::new(VecDeque::new()),
+            journal: Mutex::new(None),
         }
     }
 
@@ -41,7 +57,9 @@ impl RateLimiter {
                     sent.pop_front();
                 }
                 if sent.len() < self.limit {
-                    sent.push_back((now, SystemTime::now()));
+                    let wall = wall_ms();
+                    sent.push_back((now, wall));
+                    self.journal_append(wall);
                     return;
                 }
                 self.window - now.duration_since(sent[0].0)
@@ -50,16 +68,47 @@ impl RateLimiter {
         }
     }
 
+    fn journal_append(&self, wall: SystemTime) {
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = journal.as_mut() {
+            let ms = wall
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let written = file
+                .seek(SeekFrom::End(0))
+                .and_then(|_| file.write_all(format!("{ms}\n").as_bytes()));
+            if let Err(e) = written {
+                log::warn!(
+                    "cannot record a request time ({e}); the rate limit holds for this run only"
+                );
+                *journal = None;
+            }
+        }
+    }
+
+    /// Appends each request's time to `file` from now on (`None` stops).
+    pub fn set_journal(&self, file: Option<File>) {
+        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = file;
+    }
+
     /// Counts requests an earlier process made (wall-clock times), so back-to-back runs
-    /// share one budget. Times already known are not counted twice.
+    /// share one budget. Times this limiter already holds are not counted twice: a time
+    /// given n times adds only as many entries as it holds fewer than n.
     pub fn seed(&self, earlier: &[SystemTime]) {
         let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
         let (now, wall) = (Instant::now(), SystemTime::now());
-        for &t in earlier {
+        let mut given: Vec<SystemTime> = earlier.to_vec();
+        given.sort();
+        for (k, &t) in given.iter().enumerate() {
             let Ok(age) = wall.duration_since(t) else {
                 continue;
             };
-            if age >= self.window || sent.iter().any(|(_, w)| *w == t) {
+            if age >= self.window {
+                continue;
+            }
+            let nth = given[..k].iter().filter(|u| **u == t).count();
+            if sent.iter().filter(|(_, w)| *w == t).count() > nth {
                 continue;
             }
             let Some(at) = now.checked_sub(age) else {
@@ -191,6 +240,13 @@ mod tests {
         let second = RateLimiter::new(3, Duration::from_millis(300));
         second.seed(&first.recent());
         second.seed(&first.recent()); // idempotent
+        assert_eq!(second.recent().len(), 3);
+        // Two requests in the same millisecond stay two.
+        let t = SystemTime::now();
+        let third = RateLimiter::new(5, Duration::from_millis(300));
+        third.seed(&[t, t]);
+        third.seed(&[t, t]);
+        assert_eq!(third.recent().len(), 2);
         let start = Instant::now();
         second.acquire();
         assert!(

@@ -83,7 +83,9 @@ pub fn run_locked_pass(
 ) -> Result<PassSummary> {
     let limiter = engine.limiter(&account.linked_account_id);
     limiter.seed(&lock.recent_requests());
+    limiter.set_journal(lock.journal().ok());
     let result = run_pass(engine, store, account, options, progress);
+    limiter.set_journal(None);
     if let Err(e) = lock.save_requests(&limiter.recent()) {
         log::warn!(
             "{}: could not save its request times: {e}",

@@ -77,7 +77,9 @@ impl AccountLock {
             .collect()
     }
 
-    /// Leaves the account's recent request times for the next holder.
+    /// Leaves the account's recent request times for the next holder, dropping older ones.
+    /// Written over the old list before it is cut to length, so a crash in between leaves
+    /// more times, never fewer.
     pub fn save_requests(&self, times: &[SystemTime]) -> Result<()> {
         let text: String = times
             .iter()
@@ -85,10 +87,15 @@ impl AccountLock {
             .map(|d| format!("{}\n", d.as_millis()))
             .collect();
         let mut f = &self._file;
-        f.set_len(0)?;
         f.seek(SeekFrom::Start(0))?;
         f.write_all(text.as_bytes())?;
+        f.set_len(text.len() as u64)?;
         Ok(())
+    }
+
+    /// A handle on the lock file for appending request times as they are made.
+    pub fn journal(&self) -> Result<File> {
+        Ok(self._file.try_clone()?)
     }
 }
 

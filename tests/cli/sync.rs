@@ -378,6 +378,17 @@ fn a_killed_fetch_resumes_and_the_mirror_equals_merge() {
         partial > 0 && partial < 3_000,
         "killed mid-fetch ({partial} records)"
     );
+    // The killed run's requests are on record for the next run's rate limit.
+    {
+        let lock = merge_sync::sync::AccountLock::try_acquire(&env.db(), ACME)
+            .unwrap()
+            .unwrap();
+        let (recorded, sent) = (
+            lock.recent_requests().len(),
+            requests_for(&fake, ACME_TOKEN).len(),
+        );
+        assert!(recorded >= sent, "{recorded} recorded, {sent} received");
+    }
     fake.with_state(|s| s.set_latency(Duration::ZERO));
     env.cmd()
         .args(["fetch", "--account", ACME])
