@@ -67,21 +67,32 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the signal handler")?;
+        ctrlc::set_handler(move || {
+            // A second signal means "now".
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        })
+        .context("installing the signal handler")?;
     }
-    let worker = {
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    {
         let stop = stop.clone();
-        std::thread::spawn(move || worker(&engine, &stop, &wake))
-    };
+        std::thread::spawn(move || {
+            worker(&engine, &stop, &wake);
+            let _ = done_tx.send(());
+        });
+    }
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
     }
     log::info!("stopping");
     server.stop();
-    worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the webhook worker panicked"))?;
+    // A fetch in progress may take minutes. Every page already written is committed with its
+    // cursor, so leaving now loses nothing: the next run resumes where this one stopped.
+    if done_rx.recv_timeout(Duration::from_secs(3)).is_err() {
+        log::warn!("stopping while a fetch is running; the next poll resumes it");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -37,21 +37,13 @@ pub fn run(config: &Config, args: &VerifyWebhookArgs) -> Result<ExitCode> {
     };
     let secrets = WebhookSecrets::new(current, config.webhook_secret_previous.clone());
 
-    let mut body = Vec::new();
-    match &args.body_file {
-        Some(path) => {
-            std::fs::File::open(path)
-                .with_context(|| format!("reading webhook body from {}", path.display()))?
-                .take(MAX_BODY + 1)
-                .read_to_end(&mut body)?;
+    let body = match read_body(args) {
+        Ok(body) => body,
+        Err(e) => {
+            answer(500, json!({"error": "Server error"}));
+            return Err(e);
         }
-        None => {
-            std::io::stdin()
-                .take(MAX_BODY + 1)
-                .read_to_end(&mut body)
-                .context("reading the webhook body from stdin")?;
-        }
-    }
+    };
     if body.len() as u64 > MAX_BODY {
         answer(413, json!({"error": "Payload too large"}));
         log::warn!("webhook body over 1 MiB rejected");
@@ -98,4 +90,23 @@ pub fn run(config: &Config, args: &VerifyWebhookArgs) -> Result<ExitCode> {
         println!("valid");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The raw body, from `--body-file` or stdin, up to one byte over the limit.
+fn read_body(args: &VerifyWebhookArgs) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    match &args.body_file {
+        Some(path) => {
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_BODY + 1).read_to_end(&mut body))
+                .with_context(|| format!("reading webhook body from {}", path.display()))?;
+        }
+        None => {
+            std::io::stdin()
+                .take(MAX_BODY + 1)
+                .read_to_end(&mut body)
+                .context("reading the webhook body from stdin")?;
+        }
+    }
+    Ok(body)
 }

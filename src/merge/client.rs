@@ -218,6 +218,7 @@ impl AccountApi<'_> {
     ) -> impl Iterator<Item = Result<(Option<String>, RecordPage), MergeError>> + 'q {
         let mut cursor = start;
         let mut done = false;
+        let mut seen = std::collections::HashSet::new();
         std::iter::from_fn(move || {
             if done {
                 return None;
@@ -230,12 +231,16 @@ impl AccountApi<'_> {
                 }
             };
             let used = cursor.take();
+            if let Some(c) = &used {
+                seen.insert(c.clone());
+            }
             match &page.next {
-                Some(next) if Some(next) == used.as_ref() => {
+                // A cursor seen before in this window means Merge's paging loops.
+                Some(next) if seen.contains(next) => {
                     done = true;
                     return Some(Err(MergeError::Decode {
                         path: self.display_path(path),
-                        message: "Merge returned the same cursor twice".into(),
+                        message: "Merge's paging came back to a cursor it had already given".into(),
                         excerpt: String::new(),
                     }));
                 }

@@ -115,7 +115,7 @@ fn fetch_window(
     };
     // One thread reads pages (HTTP and JSON) while this one writes the previous page, so
     // the network and SQLite overlap. Order and durability are unchanged: pages are written
-    // in order, each with its own cursor, and the reader runs at most two pages ahead.
+    // in order, each with its own cursor, and the reader runs at most three pages ahead.
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Fetched, MergeError>>(2);
         let first = window.cursor.clone();

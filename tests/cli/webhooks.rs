@@ -513,3 +513,43 @@ fn a_signature_starting_with_a_dash_is_accepted() {
     let sig = sign(SECRET, body.as_bytes());
     verify(&env, body.as_bytes(), Some(&sig), &[]).code(0);
 }
+
+#[test]
+fn serve_stops_promptly_on_sigterm_even_during_a_slow_fetch() {
+    let fake = start(&scenario());
+    let env = Env::with_fake(&fake);
+    add_account(&env, ACME, TOKEN, "hris");
+    env.cmd().arg("poll").assert().success();
+    let mut server = serve(&env);
+    let body = new_sync(&fake);
+    fake.with_state(|s| s.set_latency(Duration::from_secs(5)));
+    assert_eq!(
+        post(
+            &server.addr,
+            "/api/webhooks/merge",
+            &body,
+            Some(&sign(SECRET, &body))
+        )
+        .0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let pid = server.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "serve kept running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fake.with_state(|s| s.set_latency(Duration::ZERO));
+}
