@@ -78,16 +78,19 @@ pub fn region_url(region: Region) -> &'static str {
     }
 }
 
-/// The log filter: `-q`/`-v` win, then `RUST_LOG`, then warnings and errors only.
+/// The log filter: `-q`/`-v` win, then `RUST_LOG`, then warnings and errors only. The HTTP
+/// client's own logs are capped at `info` whatever is asked: at debug and trace it dumps raw
+/// requests, headers (the API key, account tokens) included.
 pub fn log_filter(cli: &Cli, rust_log: Option<String>) -> String {
-    match (cli.quiet, cli.verbose) {
+    let level: String = match (cli.quiet, cli.verbose) {
         (true, _) => "error".into(),
         (false, 1) => "info".into(),
         (false, n) if n >= 2 => "debug".into(),
         _ => rust_log
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "warn".into()),
-    }
+    };
+    format!("{level},ureq=info,ureq_proto=info,rustls=info")
 }
 
 #[cfg(test)]
@@ -153,12 +156,15 @@ mod tests {
 
     #[test]
     fn log_level_flags_beat_rust_log() {
+        let level = |f: String| f.split(',').next().unwrap().to_string();
         let cli = Cli::try_parse_from(["merge-sync", "-v", "check"]).unwrap();
-        assert_eq!(log_filter(&cli, Some("debug".into())), "info");
+        assert_eq!(level(log_filter(&cli, Some("debug".into()))), "info");
         let cli = Cli::try_parse_from(["merge-sync", "check"]).unwrap();
-        assert_eq!(log_filter(&cli, Some("debug".into())), "debug");
-        assert_eq!(log_filter(&cli, None), "warn");
+        assert_eq!(level(log_filter(&cli, Some("debug".into()))), "debug");
+        assert_eq!(level(log_filter(&cli, None)), "warn");
+        assert!(log_filter(&cli, Some("trace".into()))
+            .ends_with("ureq=info,ureq_proto=info,rustls=info"));
         let cli = Cli::try_parse_from(["merge-sync", "-q", "check"]).unwrap();
-        assert_eq!(log_filter(&cli, Some("debug".into())), "error");
+        assert_eq!(level(log_filter(&cli, Some("debug".into()))), "error");
     }
 }

@@ -327,3 +327,53 @@ fn parallel_first_runs_on_a_new_state_file_all_succeed() {
         }
     }
 }
+
+#[test]
+fn even_trace_logging_never_shows_a_secret() {
+    let fake = super::support::start(&format!(
+        r#"{{"api_key": "{}", "accounts": [{{"id": "la1", "account_token": "tok_secret_token_0001", "category": "hris",
+            "models": [{{"model_id": "hris.Employee", "status": "DONE", "is_initial_sync": false, "last_sync_result": "DONE",
+              "last_sync_finished": "-1h", "generate": 3}}]}}]}}"#,
+        super::support::API_KEY
+    ));
+    let env = Env::with_fake(&fake);
+    for args in [
+        vec![
+            "-vv",
+            "accounts",
+            "add",
+            "--account-token",
+            "tok_secret_token_0001",
+            "--category",
+            "hris",
+        ],
+        vec!["poll"],
+    ] {
+        let out = env
+            .cmd()
+            .env("RUST_LOG", "trace")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !all.contains("tok_secret_token_0001"),
+            "token leaked: {args:?}"
+        );
+        assert!(
+            !all.contains(super::support::API_KEY),
+            "API key leaked: {args:?}"
+        );
+        // Also the hex-dump form ureq uses at trace level.
+        assert!(!all.contains("746f 6b5f"), "token bytes leaked: {args:?}");
+    }
+}
