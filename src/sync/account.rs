@@ -60,7 +60,6 @@ impl Engine {
 pub struct PassSummary {
     pub fetched: Vec<(String, FetchTotals)>,
     pub model_errors: Vec<(String, String)>,
-    pub initial_sync_completed: bool,
     pub models_ready: usize,
     pub models_enabled: usize,
 }
@@ -189,7 +188,6 @@ fn pass(
     };
     if plan.initial_sync_completed_now {
         if store.mark_initial_sync_complete(id, now)? {
-            summary.initial_sync_completed = true;
             log::info!(
                 "{id}: initial sync complete ({} models ready)",
                 plan.models_enabled

@@ -306,11 +306,7 @@ fn parallel_first_runs_on_a_new_state_file_all_succeed() {
         let _ = std::fs::remove_file(env.db());
         let children: Vec<_> = (0..4)
             .map(|_| {
-                std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"))
-                    .env_clear()
-                    .current_dir(env.dir.path())
-                    .env("MERGE_API_KEY", "k")
-                    .env("MERGE_API_URL", "http://127.0.0.1:9/api")
+                env.process()
                     .arg("poll")
                     .stderr(std::process::Stdio::piped())
                     .spawn()

@@ -42,6 +42,19 @@ impl Env {
         c
     }
 
+    /// The same hermetic `merge-sync`, as a plain process for tests that spawn, kill or run
+    /// several at once.
+    pub fn process(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"));
+        c.env_clear()
+            .current_dir(self.dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("MERGE_API_URL", &self.api_url)
+            .env("MERGE_API_KEY", API_KEY);
+        c
+    }
+
     pub fn sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).unwrap()
     }

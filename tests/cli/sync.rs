@@ -348,11 +348,8 @@ fn a_rejected_saved_cursor_restarts_the_window() {
 fn a_killed_fetch_resumes_and_the_mirror_equals_merge() {
     let (fake, env) = setup(3_000);
     fake.with_state(|s| s.set_latency(Duration::from_millis(30)));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"))
-        .env_clear()
-        .current_dir(env.dir.path())
-        .env("MERGE_API_URL", &env.api_url)
-        .env("MERGE_API_KEY", API_KEY)
+    let mut child = env
+        .process()
         .args(["fetch", "--account", ACME])
         .spawn()
         .unwrap();
@@ -456,11 +453,7 @@ fn two_polls_at_once_never_sync_the_same_account_twice() {
     let (fake, env) = setup(800);
     fake.with_state(|s| s.set_latency(Duration::from_millis(15)));
     let spawn = || {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"))
-            .env_clear()
-            .current_dir(env.dir.path())
-            .env("MERGE_API_URL", &env.api_url)
-            .env("MERGE_API_KEY", API_KEY)
+        env.process()
             .args(["poll", "--jobs", "1"])
             .stderr(std::process::Stdio::piped())
             .spawn()

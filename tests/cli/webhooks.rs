@@ -312,11 +312,8 @@ impl Drop for Serve {
 }
 
 fn serve(env: &Env) -> Serve {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"))
-        .env_clear()
-        .current_dir(env.dir.path())
-        .env("MERGE_API_URL", &env.api_url)
-        .env("MERGE_API_KEY", API_KEY)
+    let mut child = env
+        .process()
         .env("MERGE_WEBHOOK_SECRET", SECRET)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stderr(std::process::Stdio::piped())
@@ -472,11 +469,8 @@ fn serve_answers_fast_while_a_slow_fetch_runs() {
 #[test]
 fn serve_without_a_secret_answers_500_so_merge_retries() {
     let env = Env::new("http://127.0.0.1:9/api");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"))
-        .env_clear()
-        .current_dir(env.dir.path())
-        .env("MERGE_API_KEY", API_KEY)
-        .env("MERGE_API_URL", &env.api_url)
+    let mut child = env
+        .process()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stderr(std::process::Stdio::piped())
         .spawn()
