@@ -502,22 +502,32 @@ fn cut_bodies_and_slow_responses_fail_at_the_client() {
 #[test]
 fn latency_is_slept_in_parallel() {
     let fake = basic();
-    fake.with_state(|s| s.set_latency(Duration::from_millis(200)));
-    let base = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..4 {
-            scope.spawn(|| {
-                let c = Client::new(&fake, Some(ACME_TOKEN));
-                assert_eq!(c.get("hris/v1/employees", &[]).status, 200);
-            });
+    // Each request sleeps far longer than the test waits: four requests in flight at once
+    // (recorded, none answered) show the sleeps overlap instead of queueing.
+    fake.with_state(|s| s.set_latency(Duration::from_secs(300)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let c = Client::new(&fake, Some(ACME_TOKEN));
+            std::thread::spawn(move || c.try_get("hris/v1/employees", &[]).is_ok())
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let in_flight = fake.requests().iter().filter(|r| r.status == 0).count();
+        if in_flight == 4 {
+            break;
         }
-    });
-    let took = base.elapsed();
-    assert!(took >= Duration::from_millis(200));
-    assert!(
-        took < Duration::from_millis(700),
-        "{took:?}: requests were serialised"
-    );
+        assert!(
+            Instant::now() < deadline,
+            "{in_flight} of 4 requests in flight: requests were serialised"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stopping the fake ends the sleeps; nothing was answered.
+    drop(fake);
+    for c in clients {
+        assert!(!c.join().unwrap(), "no answer before the latency elapsed");
+    }
 }
 
 #[test]

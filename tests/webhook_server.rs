@@ -14,6 +14,9 @@ const SECRET: &str = "whsec_test_current_5b7e";
 const PREVIOUS: &str = "whsec_test_previous_91c2";
 const PATH: &str = "/api/webhooks/merge";
 const MIB: usize = 1024 * 1024;
+/// How long a test waits for an answer before failing: generous, for 2 busy cores. Tests
+/// never assert that something was fast, only that it happened before this deadline.
+const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Keeps every stored body, to prove the exact bytes arrive (and that forgeries do not).
 #[derive(Default)]
@@ -84,7 +87,7 @@ impl Answer {
 /// Sends raw bytes and reads the whole answer (the server closes after each response).
 fn raw(addr: SocketAddr, request: &[u8]) -> Answer {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
     s.write_all(request).unwrap();
     read_answer(&mut s)
 }
@@ -124,7 +127,7 @@ fn post(addr: SocketAddr, signature: Option<&str>, body: &[u8]) -> Answer {
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
+        .timeout_global(Some(DEADLINE))
         .build()
         .into()
 }
@@ -409,8 +412,9 @@ fn healthz_unknown_paths_and_wrong_methods() {
 #[test]
 fn stalled_client_does_not_delay_other_clients() {
     let sink = Arc::new(Recording::default());
-    // Long enough that the stalled connection is still open during the valid request.
-    let server = start_with(secrets(None), Duration::from_secs(3), sink.clone());
+    // The stalled connections are held open far longer than any deadline below: an answer
+    // or a stop that waited for them would miss it.
+    let server = start_with(secrets(None), Duration::from_secs(300), sink.clone());
     let addr = server.local_addr();
 
     let mut stalled = TcpStream::connect(addr).unwrap();
@@ -424,20 +428,19 @@ fn stalled_client_does_not_delay_other_clients() {
     thread::sleep(Duration::from_millis(50));
 
     let body = sample_body();
-    let started = Instant::now();
     let answer = post(addr, Some(&webhook::sign(SECRET, &body)), &body);
-    let elapsed = started.elapsed();
     assert_eq!(answer.status, 200);
-    assert!(elapsed < Duration::from_secs(1), "answered in {elapsed:?}");
     assert_eq!(sink.bodies(), vec![body]);
 
     // stop() does not wait for clients that are still sending.
-    let started = Instant::now();
-    server.stop();
+    let (done, stopped) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        server.stop();
+        let _ = done.send(());
+    });
     assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
+        stopped.recv_timeout(DEADLINE).is_ok(),
+        "stop() still waiting after {DEADLINE:?}"
     );
     drop((stalled, half_head));
 }
@@ -447,27 +450,37 @@ fn stalled_client_times_out_with_408() {
     let sink = Arc::new(Recording::default());
     let server = start_with(secrets(None), Duration::from_millis(300), sink.clone());
     let mut s = TcpStream::connect(server.local_addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
     s.write_all(b"POST /api/webhooks/merge HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789")
         .unwrap();
-    let started = Instant::now();
     let answer = read_answer(&mut s);
     assert_eq!(answer.status, 408);
-    assert!(started.elapsed() < Duration::from_secs(2));
 
-    // Trickling bytes does not extend the deadline: it covers the whole request.
+    // Trickling bytes does not extend the deadline: it covers the whole request. A byte every
+    // 20 ms would keep a per-read timeout of 300 ms from ever firing.
     let mut s = TcpStream::connect(server.local_addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let started = Instant::now();
-    for b in b"POST /api/webhooks/merge HTTP/1.1\r\nX-Slow: yes" {
-        if s.write_all(&[*b]).is_err() {
+    s.write_all(b"POST /api/webhooks/merge HTTP/1.1\r\nX-Slow: ")
+        .unwrap();
+    let give_up = Instant::now() + DEADLINE;
+    s.set_nonblocking(true).unwrap();
+    loop {
+        let mut peek = [0u8; 1];
+        match s.peek(&mut peek) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("connection failed before an answer: {e}"),
+        }
+        assert!(
+            Instant::now() < give_up,
+            "still no answer after {DEADLINE:?} of trickling"
+        );
+        if s.write_all(b"y").is_err() {
             break;
         }
         thread::sleep(Duration::from_millis(20));
-        if started.elapsed() > Duration::from_millis(600) {
-            break;
-        }
     }
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     assert!(
@@ -491,7 +504,7 @@ fn expect_100_continue_gets_an_interim_answer_before_the_body() {
         body.len()
     );
     let mut s = TcpStream::connect(server.local_addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
     s.write_all(head.as_bytes()).unwrap();
     let mut interim = [0u8; 25];
     s.read_exact(&mut interim).unwrap();
@@ -515,7 +528,7 @@ fn connections_beyond_the_cap_get_503() {
         .collect();
     // Accepts are sequential, so this one is counted after all the idle ones.
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
     let answer = read_answer(&mut s);
     assert_eq!(answer.status, 503);
     assert_eq!(answer.content_type(), Some("application/json"));

@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use super::support::{start, Env, API_KEY};
+use super::support::{accounts_add, start, Env, API_KEY};
 
 fn scenario() -> String {
     format!(
@@ -22,14 +22,11 @@ fn add_with_a_token_fills_in_the_details_from_merge() {
     let fake = start(&scenario());
     let env = Env::with_fake(&fake);
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_acme_secret_0001",
-            "--category",
-            "hris",
-        ])
+        .args(
+            accounts_add()
+                .token("tok_acme_secret_0001")
+                .category("hris"),
+        )
         .assert()
         .success()
         .stdout(predicate::str::contains("added: la-acme").and(predicate::str::contains("0001")))
@@ -59,14 +56,11 @@ fn add_with_a_public_token_exchanges_it() {
     let fake = start(&scenario());
     let env = Env::with_fake(&fake);
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--public-token",
-            "pub_acme_0001",
-            "--category",
-            "hris",
-        ])
+        .args(
+            accounts_add()
+                .public_token("pub_acme_0001")
+                .category("hris"),
+        )
         .assert()
         .success()
         .stdout(predicate::str::contains("added: la-acme"));
@@ -81,14 +75,11 @@ fn add_with_a_public_token_exchanges_it() {
     assert_eq!(token, "tok_acme_secret_0001");
     // An unknown public token fails, names no secret and writes nothing new.
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--public-token",
-            "pub_nope_9999",
-            "--category",
-            "hris",
-        ])
+        .args(
+            accounts_add()
+                .public_token("pub_nope_9999")
+                .category("hris"),
+        )
         .assert()
         .code(1)
         .stderr(predicate::str::contains("pub_nope_9999").not());
@@ -99,20 +90,14 @@ fn explicit_flags_skip_the_details_call_and_re_adding_relinks() {
     let fake = start(&scenario());
     let env = Env::with_fake(&fake);
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_old_token_1111",
-            "--category",
-            "hris",
-            "--linked-account-id",
-            "la-acme",
-            "--end-user-origin-id",
-            "org-acme",
-            "--models",
-            "hris.Employee",
-        ])
+        .args(
+            accounts_add()
+                .token("tok_old_token_1111")
+                .category("hris")
+                .id("la-acme")
+                .origin("org-acme")
+                .models("hris.Employee"),
+        )
         .assert()
         .success();
     assert!(
@@ -120,16 +105,12 @@ fn explicit_flags_skip_the_details_call_and_re_adding_relinks() {
         "explicit flags make no call to Merge"
     );
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_acme_secret_0001",
-            "--category",
-            "hris",
-            "--linked-account-id",
-            "la-acme",
-        ])
+        .args(
+            accounts_add()
+                .token("tok_acme_secret_0001")
+                .category("hris")
+                .id("la-acme"),
+        )
         .assert()
         .success()
         .stdout(predicate::str::contains("relinked"));
@@ -152,14 +133,7 @@ fn a_rejected_token_fails_clearly_and_writes_nothing() {
     let fake = start(&scenario());
     let env = Env::with_fake(&fake);
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_revoked_4242",
-            "--category",
-            "hris",
-        ])
+        .args(accounts_add().token("tok_revoked_4242").category("hris"))
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -175,14 +149,11 @@ fn malformed_json_from_merge_is_a_clear_error() {
     fake.with_state(|s| s.inject_fault(merge_sync::fake::Fault::malformed_json("account-details")));
     let env = Env::with_fake(&fake);
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_acme_secret_0001",
-            "--category",
-            "hris",
-        ])
+        .args(
+            accounts_add()
+                .token("tok_acme_secret_0001")
+                .category("hris"),
+        )
         .assert()
         .code(1)
         .stderr(
@@ -196,18 +167,13 @@ fn malformed_json_from_merge_is_a_clear_error() {
 fn status_shows_accounts_before_any_poll() {
     let env = Env::new("http://127.0.0.1:9/api");
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_acme_secret_0001",
-            "--category",
-            "hris",
-            "--linked-account-id",
-            "la-acme",
-            "--end-user-origin-id",
-            "org-acme",
-        ])
+        .args(
+            accounts_add()
+                .token("tok_acme_secret_0001")
+                .category("hris")
+                .id("la-acme")
+                .origin("org-acme"),
+        )
         .assert()
         .success();
     let rows = env.status_json();
@@ -249,18 +215,13 @@ fn status_shows_accounts_before_any_poll() {
 fn disable_enable_and_remove() {
     let env = Env::new("http://127.0.0.1:9/api");
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_acme_secret_0001",
-            "--category",
-            "hris",
-            "--linked-account-id",
-            "la-acme",
-            "--end-user-origin-id",
-            "org-acme",
-        ])
+        .args(
+            accounts_add()
+                .token("tok_acme_secret_0001")
+                .category("hris")
+                .id("la-acme")
+                .origin("org-acme"),
+        )
         .assert()
         .success();
     env.cmd()

@@ -2,21 +2,14 @@
 
 use predicates::prelude::*;
 
-use super::support::Env;
+use super::support::{accounts_add, Env};
 
 #[test]
 fn missing_api_key_is_a_configuration_error() {
     let env = Env::new("http://127.0.0.1:9/api");
     env.cmd()
         .env_remove("MERGE_API_KEY")
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_abcdefgh1234",
-            "--category",
-            "hris",
-        ])
+        .args(accounts_add().token("tok_abcdefgh1234").category("hris"))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("MERGE_API_KEY is not set"));
@@ -41,31 +34,24 @@ fn api_key_can_come_from_a_dotenv_file_but_the_environment_wins() {
     .unwrap();
     env.cmd()
         .env_remove("MERGE_API_KEY")
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_abcdefgh1234",
-            "--category",
-            "hris",
-            "--linked-account-id",
-            "la1",
-        ])
+        .env_remove("MERGE_SYNC_DB")
+        .args(
+            accounts_add()
+                .token("tok_abcdefgh1234")
+                .category("hris")
+                .id("la1"),
+        )
         .assert()
         .success();
     assert!(env.dir.path().join("from-dotenv.db").exists());
     env.cmd()
         .env("MERGE_SYNC_DB", "from-env.db")
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_abcdefgh1234",
-            "--category",
-            "hris",
-            "--linked-account-id",
-            "la1",
-        ])
+        .args(
+            accounts_add()
+                .token("tok_abcdefgh1234")
+                .category("hris")
+                .id("la1"),
+        )
         .assert()
         .success();
     assert!(env.dir.path().join("from-env.db").exists());
@@ -75,14 +61,7 @@ fn api_key_can_come_from_a_dotenv_file_but_the_environment_wins() {
 fn unknown_category_is_a_usage_error() {
     let env = Env::new("http://127.0.0.1:9/api");
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_abcdefgh1234",
-            "--category",
-            "payroll",
-        ])
+        .args(accounts_add().token("tok_abcdefgh1234").category("payroll"))
         .assert()
         .code(2)
         .stderr(
@@ -97,35 +76,25 @@ fn invalid_model_id_is_rejected_before_anything_happens() {
     let env = Env::new("http://127.0.0.1:9/api");
     for bad in ["hris.Employee;DROP", "Employee", "hris.employee-x"] {
         env.cmd()
-            .args([
-                "accounts",
-                "add",
-                "--account-token",
-                "tok_abcdefgh1234",
-                "--category",
-                "hris",
-                "--linked-account-id",
-                "la1",
-                "--models",
-                bad,
-            ])
+            .args(
+                accounts_add()
+                    .token("tok_abcdefgh1234")
+                    .category("hris")
+                    .id("la1")
+                    .models(bad),
+            )
             .assert()
             .code(2)
             .stderr(predicate::str::contains("invalid model id"));
     }
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_abcdefgh1234",
-            "--category",
-            "hris",
-            "--linked-account-id",
-            "la1",
-            "--models",
-            "ats.Candidate",
-        ])
+        .args(
+            accounts_add()
+                .token("tok_abcdefgh1234")
+                .category("hris")
+                .id("la1")
+                .models("ats.Candidate"),
+        )
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not a hris model"));
@@ -167,14 +136,7 @@ fn an_unreachable_api_url_fails_the_command_with_a_hint() {
     // Port 9 (discard) is closed on loopback: the connection is refused at once.
     let env = Env::new("http://127.0.0.1:9/api");
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_abcdefgh1234",
-            "--category",
-            "hris",
-        ])
+        .args(accounts_add().token("tok_abcdefgh1234").category("hris"))
         .assert()
         .code(1)
         .stderr(
@@ -188,16 +150,12 @@ fn an_unreachable_api_url_fails_the_command_with_a_hint() {
 fn unknown_account_names_are_usage_errors() {
     let env = Env::new("http://127.0.0.1:9/api");
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_abcdefgh1234",
-            "--category",
-            "hris",
-            "--linked-account-id",
-            "la1",
-        ])
+        .args(
+            accounts_add()
+                .token("tok_abcdefgh1234")
+                .category("hris")
+                .id("la1"),
+        )
         .assert()
         .success();
     env.cmd()
@@ -262,15 +220,12 @@ fn a_public_token_never_reaches_the_logs() {
     });
     let env = Env::with_fake(&fake);
     env.cmd()
-        .args([
-            "-vv",
-            "accounts",
-            "add",
-            "--public-token",
-            "pub_secret_5555",
-            "--category",
-            "hris",
-        ])
+        .args(["-vv"])
+        .args(
+            accounts_add()
+                .public_token("pub_secret_5555")
+                .category("hris"),
+        )
         .assert()
         .success()
         .stderr(
@@ -282,18 +237,13 @@ fn a_public_token_never_reaches_the_logs() {
 fn a_state_file_in_a_missing_directory_is_a_usage_error() {
     let env = Env::new("http://127.0.0.1:9/api");
     env.cmd()
-        .args([
-            "--db",
-            "no/such/dir/state.db",
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_abcdefgh1234",
-            "--category",
-            "hris",
-            "--linked-account-id",
-            "la1",
-        ])
+        .args(["--db", "no/such/dir/state.db"])
+        .args(
+            accounts_add()
+                .token("tok_abcdefgh1234")
+                .category("hris")
+                .id("la1"),
+        )
         .assert()
         .code(2)
         .stderr(predicate::str::contains("directory does not exist"));
@@ -333,18 +283,15 @@ fn even_trace_logging_never_shows_a_secret() {
         super::support::API_KEY
     ));
     let env = Env::with_fake(&fake);
-    for args in [
-        vec![
-            "-vv",
-            "accounts",
-            "add",
-            "--account-token",
-            "tok_secret_token_0001",
-            "--category",
-            "hris",
-        ],
-        vec!["poll"],
-    ] {
+    let add: Vec<String> = ["-vv".to_string()]
+        .into_iter()
+        .chain(
+            accounts_add()
+                .token("tok_secret_token_0001")
+                .category("hris"),
+        )
+        .collect();
+    for args in [add, vec!["poll".to_string()]] {
         let out = env
             .cmd()
             .env("RUST_LOG", "trace")

@@ -3,7 +3,7 @@
 use chrono::TimeDelta;
 use predicates::prelude::*;
 
-use super::support::Env;
+use super::support::{accounts_add, Env};
 
 const ACCOUNT: &str = "c3d4e5f6-2222-4000-8000-000000000003";
 
@@ -43,14 +43,7 @@ fn initial_sync_is_detected_model_by_model_and_the_hook_runs_once() {
     };
     env.cmd()
         .env("MERGE_API_KEY", "test-api-key")
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok-initial-0001",
-            "--category",
-            "hris",
-        ])
+        .args(accounts_add().token("tok-initial-0001").category("hris"))
         .assert()
         .success();
 
@@ -110,14 +103,7 @@ fn a_failing_hook_is_shown_and_does_not_undo_the_state() {
     let env = Env::with_fake(&fake);
     env.cmd()
         .env("MERGE_API_KEY", "test-api-key")
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok-initial-0001",
-            "--category",
-            "hris",
-        ])
+        .args(accounts_add().token("tok-initial-0001").category("hris"))
         .assert()
         .success();
     env.cmd()
@@ -143,14 +129,7 @@ fn the_hook_runs_even_when_the_pass_that_completed_the_initial_sync_fails() {
     let env = Env::with_fake(&fake);
     env.cmd()
         .env("MERGE_API_KEY", "test-api-key")
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            "tok-initial-0001",
-            "--category",
-            "hris",
-        ])
+        .args(accounts_add().token("tok-initial-0001").category("hris"))
         .assert()
         .success();
     env.cmd()

@@ -1,4 +1,7 @@
 //! Hermetic CLI runs: a temp dir as cwd and HOME, a cleared environment, the fake Merge.
+//!
+//! The one place that builds `merge-sync` commands and says which state store they use
+//! ([`Env::db_arg`]); tests never spell out `--db` or `accounts add` argument lists themselves.
 
 use std::path::PathBuf;
 
@@ -25,8 +28,28 @@ impl Env {
         Env::new(&fake.base_url())
     }
 
+    /// The SQLite state file the commands use.
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("merge-sync.db")
+    }
+
+    /// The value every command gets as its state store (`MERGE_SYNC_DB`, i.e. `--db`).
+    pub fn db_arg(&self) -> String {
+        self.db()
+            .to_str()
+            .expect("temp paths are UTF-8")
+            .to_string()
+    }
+
+    /// The hermetic environment, for either kind of command.
+    fn vars(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        vec![
+            ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+            ("HOME", self.dir.path().into()),
+            ("MERGE_API_URL", self.api_url.clone().into()),
+            ("MERGE_API_KEY", API_KEY.into()),
+            ("MERGE_SYNC_DB", self.db_arg().into()),
+        ]
     }
 
     /// `merge-sync` with nothing from the developer's environment.
@@ -34,10 +57,7 @@ impl Env {
         let mut c = Command::cargo_bin("merge-sync").unwrap();
         c.env_clear()
             .current_dir(self.dir.path())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("MERGE_API_URL", &self.api_url)
-            .env("MERGE_API_KEY", API_KEY)
+            .envs(self.vars())
             .timeout(std::time::Duration::from_secs(60));
         c
     }
@@ -46,12 +66,7 @@ impl Env {
     /// several at once.
     pub fn process(&self) -> std::process::Command {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("merge-sync"));
-        c.env_clear()
-            .current_dir(self.dir.path())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("MERGE_API_URL", &self.api_url)
-            .env("MERGE_API_KEY", API_KEY);
+        c.env_clear().current_dir(self.dir.path()).envs(self.vars());
         c
     }
 
@@ -79,19 +94,59 @@ pub fn start(scenario_json: &str) -> FakeMerge {
     FakeMerge::start(Scenario::from_json(scenario_json).unwrap()).unwrap()
 }
 
+/// `accounts add` arguments, built up flag by flag: `.args(accounts_add().token(T).category(C))`.
+pub struct AccountsAdd(Vec<String>);
+
+pub fn accounts_add() -> AccountsAdd {
+    AccountsAdd(vec!["accounts".into(), "add".into()])
+}
+
+impl AccountsAdd {
+    fn flag(mut self, name: &str, value: &str) -> AccountsAdd {
+        self.0.push(name.into());
+        self.0.push(value.into());
+        self
+    }
+
+    pub fn token(self, token: &str) -> AccountsAdd {
+        self.flag("--account-token", token)
+    }
+
+    pub fn public_token(self, token: &str) -> AccountsAdd {
+        self.flag("--public-token", token)
+    }
+
+    pub fn category(self, category: &str) -> AccountsAdd {
+        self.flag("--category", category)
+    }
+
+    /// `--linked-account-id`: registers without asking Merge for the details.
+    pub fn id(self, id: &str) -> AccountsAdd {
+        self.flag("--linked-account-id", id)
+    }
+
+    pub fn origin(self, origin: &str) -> AccountsAdd {
+        self.flag("--end-user-origin-id", origin)
+    }
+
+    pub fn models(self, models: &str) -> AccountsAdd {
+        self.flag("--models", models)
+    }
+}
+
+impl IntoIterator for AccountsAdd {
+    type Item = String;
+    type IntoIter = std::vec::IntoIter<String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// Registers an account without asking Merge for details.
 pub fn add_account(env: &Env, id: &str, token: &str, category: &str) {
     env.cmd()
-        .args([
-            "accounts",
-            "add",
-            "--account-token",
-            token,
-            "--category",
-            category,
-            "--linked-account-id",
-            id,
-        ])
+        .args(accounts_add().token(token).category(category).id(id))
         .assert()
         .success();
 }
@@ -160,4 +215,17 @@ pub fn requests_for(fake: &FakeMerge, token: &str) -> Vec<merge_sync::fake::Reco
         .into_iter()
         .filter(|r| r.account_token.as_deref() == Some(token))
         .collect()
+}
+
+/// Polls `done` until it holds; panics naming `what` if it has not within `limit`. Tests wait
+/// with this instead of sleeping and hoping, and never assert an upper bound on elapsed time.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

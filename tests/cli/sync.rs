@@ -6,7 +6,9 @@ use std::time::Duration;
 use merge_sync::fake::{Fault, SyncScript};
 use predicates::prelude::*;
 
-use super::support::{add_account, assert_mirror_equals_truth, requests_for, start, Env, API_KEY};
+use super::support::{
+    add_account, assert_mirror_equals_truth, requests_for, start, wait_until, Env, API_KEY,
+};
 
 const ACME: &str = "la-acme";
 const ACME_TOKEN: &str = "tok_acme_secret_0001";
@@ -223,9 +225,11 @@ fn a_sync_that_writes_while_our_fetch_runs_loses_nothing() {
         .assert()
         .success();
     // The first poll fetched up to the first sync's bound; the running sync's writes come next.
-    while fake.with_state(|s| s.sync_status(ACME, "hris.Employee").unwrap().status == "SYNCING") {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        "Merge's second sync finished",
+        Duration::from_secs(60),
+        || fake.with_state(|s| s.sync_status(ACME, "hris.Employee").unwrap().status != "SYNCING"),
+    );
     fake.with_state(|s| s.set_latency(Duration::ZERO));
     env.cmd()
         .args(["poll", "--force", "--account", ACME])
