@@ -43,6 +43,17 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// How log lines on stderr look: text for people, json (one object per line) for log
+    /// shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "MERGE_SYNC_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
+
     /// Command run once per account when its initial sync completes (through `sh -c`, with
     /// MERGE_LINKED_ACCOUNT_ID, MERGE_END_USER_ORIGIN_ID and MERGE_CATEGORY set).
     #[arg(long, global = true, env = "MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE")]

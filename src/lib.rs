@@ -1,12 +1,14 @@
 //! merge-sync: a local SQLite mirror of Merge.dev Common Model data.
 //!
 //! Dependencies point one way: `commands → sync → {merge, store}`; `report`, `webhook`,
-//! `secret` and `time` are leaves. Only `commands` and `main` print.
+//! `secret`, `time` and `logging` are leaves. Only `commands`, `main` and
+//! the logger (`logging`) write to stdout and stderr.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod fake;
+pub mod logging;
 pub mod merge;
 pub mod report;
 pub mod secret;

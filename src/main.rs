@@ -18,17 +18,14 @@ fn main() -> ExitCode {
         }
     }
     let filter = merge_sync::config::log_filter(&cli, std::env::var("RUST_LOG").ok());
-    env_logger::Builder::new()
-        .parse_filters(&filter)
-        .format_target(false)
-        .init();
+    merge_sync::logging::init(cli.log_format, &filter);
     if let Err(e) = dotenv {
         log::warn!("{e}");
     }
     match merge_sync::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("merge-sync: error: {e:#}");
+            merge_sync::logging::fatal(&format!("merge-sync: error: {e:#}"));
             merge_sync::exit_code_for(&e)
         }
     }

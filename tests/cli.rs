@@ -21,3 +21,6 @@ mod webhooks;
 
 #[path = "cli/misc.rs"]
 mod misc;
+
+#[path = "cli/monitoring.rs"]
+mod monitoring;

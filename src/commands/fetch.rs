@@ -1,11 +1,11 @@
 //! `fetch`: one account, now.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use super::{engine, resolve_account, Progress};
+use super::{engine, on_interrupt, resolve_account, Activity, Progress};
 use crate::cli::FetchArgs;
 use crate::config::{Config, UsageError};
 use crate::store::{records_table, AccountStatus, Store};
@@ -15,7 +15,10 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
     for m in &args.models {
         records_table(m).map_err(|e| UsageError(e.to_string()))?;
     }
-    let engine = engine(config, args.rate_limit)?;
+    let run_id = crate::logging::new_run_id();
+    crate::logging::set_run_id(Some(&run_id));
+    let progress = Progress::new();
+    let engine = engine(config, args.rate_limit, Some(progress.clone()))?;
     let mut store = Store::open(&config.db)?;
     let account = resolve_account(&store, &args.account)?;
     if account.status == AccountStatus::Disabled {
@@ -29,33 +32,33 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
     let Some(lock) = AccountLock::try_acquire(&config.db, &id)? else {
         bail!("another merge-sync is syncing account {id} right now; try again when it finishes");
     };
+    let activity = Arc::new(Activity::default());
+    on_interrupt("fetch", activity.clone(), || {})?;
     crate::sync::webhooks::apply_pending(&mut store, (engine.clock)())?;
     let account = resolve_account(&store, &id)?;
 
-    let progress = Progress::new();
     let options = PlanOptions {
         full: args.full,
         only_models: args.models.clone(),
         overlap: None,
     };
     let result = run_locked_pass(&engine, &lock, &mut store, &account, &options, &mut |p| {
-        progress.show(p)
+        activity.update(p);
+        progress.show(p);
     });
     progress.finish();
     let summary = result?;
-    if std::io::stderr().is_terminal() {
-        for (model, totals) in &summary.fetched {
-            eprintln!(
-                "{id} {model}: {} records in {} pages",
-                totals.records, totals.pages
-            );
-        }
-        if summary.fetched.is_empty() {
-            eprintln!(
-                "{id}: nothing new to fetch ({} of {} models ready)",
-                summary.models_ready, summary.models_enabled
-            );
-        }
+    for (model, totals) in &summary.fetched {
+        progress.say(&format!(
+            "{id} {model}: {} records in {} pages",
+            totals.records, totals.pages
+        ));
+    }
+    if summary.fetched.is_empty() {
+        progress.say(&format!(
+            "{id}: nothing new to fetch ({} of {} models ready)",
+            summary.models_ready, summary.models_enabled
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

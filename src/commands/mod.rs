@@ -13,13 +13,15 @@ mod views;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, UsageError};
-use crate::merge::{ClientOptions, MergeClient};
+use crate::merge::{ClientOptions, MergeClient, Wait, WaitReason};
 use crate::store::{Account, Store};
 use crate::sync::{Engine, FetchProgress};
 
@@ -43,19 +45,80 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The engine for commands that sync.
-fn engine(config: &Config, rate_limit: u32) -> Result<Engine> {
-    let client = MergeClient::new(
+/// The engine for commands that sync; `progress` hears about rate-limit waits.
+fn engine(config: &Config, rate_limit: u32, progress: Option<Arc<Progress>>) -> Result<Engine> {
+    let mut client = MergeClient::new(
         &config.api_url,
         config.api_key()?.clone(),
         ClientOptions::default(),
     );
+    if let Some(p) = progress.filter(|p| p.enabled) {
+        client = client.with_wait_observer(Arc::new(move |w: &Wait| p.waiting(w)));
+    }
     Ok(Engine::new(
         client,
         config.db.clone(),
         rate_limit,
         config.on_initial_sync_complete.clone(),
     ))
+}
+
+/// Where a sync stands, for the one line an interrupt logs: the windows being fetched now.
+#[derive(Default)]
+struct Activity {
+    /// Account → (model, pages written by this run).
+    in_flight: std::sync::Mutex<std::collections::BTreeMap<String, (String, u64)>>,
+}
+
+impl Activity {
+    fn update(&self, p: &FetchProgress) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if p.window_done {
+            map.remove(p.linked_account_id);
+        } else {
+            map.insert(
+                p.linked_account_id.to_string(),
+                (p.model_id.to_string(), p.pages),
+            );
+        }
+    }
+
+    /// The line logged when `command` is interrupted.
+    fn interrupted_line(&self, command: &str) -> String {
+        let map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if map.is_empty() {
+            return format!(
+                "{command} interrupted (SIGINT/SIGTERM) between pages; nothing is half-written, \
+                 the next run starts from the saved state"
+            );
+        }
+        let parts: Vec<String> = map
+            .iter()
+            .map(|(account, (model, pages))| {
+                format!("{account} {model} after {pages} pages written by this run")
+            })
+            .collect();
+        format!(
+            "{command} interrupted (SIGINT/SIGTERM) during {}; every page written is kept and \
+             the next run resumes each from its saved cursor",
+            parts.join(", ")
+        )
+    }
+}
+
+/// On SIGINT or SIGTERM: log where `command` stood, run `before_exit` (it marks the run
+/// interrupted), exit 130. Pages already committed stay; the next run resumes from them.
+fn on_interrupt(
+    command: &'static str,
+    activity: Arc<Activity>,
+    before_exit: impl Fn() + Send + 'static,
+) -> Result<()> {
+    ctrlc::set_handler(move || {
+        log::warn!("{}", activity.interrupted_line(command));
+        before_exit();
+        std::process::exit(130);
+    })
+    .map_err(|e| anyhow::anyhow!("installing the signal handler: {e}"))
 }
 
 /// Finds an account by linked account id or origin id, or fails with a usage error.
@@ -70,40 +133,62 @@ fn resolve_account(store: &Store, key: &str) -> Result<Account> {
     })
 }
 
-/// A progress line on stderr when it is a terminal; nothing under cron.
+/// A progress line on stderr when it is a terminal (and logs are text); nothing under cron.
 struct Progress {
     enabled: bool,
     started: Instant,
-    dirty: std::sync::atomic::AtomicBool,
+    dirty: AtomicBool,
 }
 
 impl Progress {
-    fn new() -> Progress {
-        Progress {
-            enabled: std::io::stderr().is_terminal(),
+    fn new() -> Arc<Progress> {
+        Arc::new(Progress {
+            enabled: std::io::stderr().is_terminal() && crate::logging::is_text(),
             started: Instant::now(),
-            dirty: Default::default(),
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    fn line(&self, text: &str) {
+        if self.enabled {
+            eprint!("\r\x1b[2K{text}");
+            self.dirty.store(true, Ordering::Relaxed);
         }
     }
 
     fn show(&self, p: &FetchProgress) {
-        if !self.enabled {
-            return;
-        }
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        eprint!(
-            "\r\x1b[2K{} {}: {} pages, {} records ({:.0} records/s)",
+        self.line(&format!(
+            "{} {}: {} pages, {} records ({:.0} records/s)",
             p.linked_account_id,
             p.model_id,
             p.pages,
             p.records,
             p.records as f64 / secs
-        );
-        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        ));
+    }
+
+    fn waiting(&self, w: &Wait) {
+        let secs = w.duration.as_secs_f64().ceil() as u64;
+        self.line(&match w.reason {
+            WaitReason::RateLimit => {
+                format!("waiting {secs} s for the rate limit (requests per minute per account)")
+            }
+            WaitReason::RetryAfter => format!("waiting {secs} s for Merge's rate limit (429)"),
+            WaitReason::Retry => format!("Merge did not answer; retrying in {secs} s"),
+        });
+    }
+
+    /// Prints a line of its own (not overwritten by the next update).
+    fn say(&self, text: &str) {
+        if self.enabled {
+            self.finish();
+            eprintln!("{text}");
+        }
     }
 
     fn finish(&self) {
-        if self.enabled && self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.enabled && self.dirty.swap(false, Ordering::Relaxed) {
             eprint!("\r\x1b[2K");
         }
     }

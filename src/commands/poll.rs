@@ -2,17 +2,26 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{engine, resolve_account, Progress};
+use super::{engine, on_interrupt, resolve_account, Activity, Progress};
 use crate::cli::PollArgs;
 use crate::config::Config;
 use crate::store::Store;
-use crate::sync::{self, PollOptions};
+use crate::sync::{self, PollOptions, RunTotals};
 
 pub fn run(config: &Config, args: &PollArgs) -> Result<ExitCode> {
-    let engine = engine(config, args.rate_limit)?;
+    let started = Instant::now();
+    let run_id = crate::logging::new_run_id();
+    crate::logging::set_run_id(Some(&run_id));
+    let progress = Progress::new();
+    let engine = engine(config, args.rate_limit, Some(progress.clone()))?;
+    let activity = Arc::new(Activity::default());
+    on_interrupt("poll", activity.clone(), || {})?;
+
     let mut store = Store::open(&config.db)?;
     let mut ids = Vec::new();
     for key in &args.accounts {
@@ -24,7 +33,6 @@ pub fn run(config: &Config, args: &PollArgs) -> Result<ExitCode> {
     }
     drop(store);
 
-    let progress = Progress::new();
     let report = sync::poll(
         &engine,
         &PollOptions {
@@ -32,9 +40,13 @@ pub fn run(config: &Config, args: &PollArgs) -> Result<ExitCode> {
             force: args.force,
             jobs: args.jobs as usize,
         },
-        &|p| progress.show(p),
+        &|p| {
+            activity.update(p);
+            progress.show(p);
+        },
     )?;
     progress.finish();
+    let totals = RunTotals::of_poll(&report, &engine.client.request_counts());
     if let Some(e) = report.api_key_rejected {
         return Err(crate::config::UsageError(e).into());
     }
@@ -46,23 +58,14 @@ pub fn run(config: &Config, args: &PollArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let failed: Vec<_> = report.failures().collect();
-    if std::io::stderr().is_terminal() {
-        let records: u64 = report
-            .outcomes
-            .iter()
-            .filter_map(|o| o.result.as_ref().ok())
-            .map(|s| s.records())
-            .sum();
-        eprintln!(
-            "polled {} accounts ({} failed, {} not due, {} busy elsewhere), {records} records written",
-            report.outcomes.len(),
-            failed.len(),
-            report.not_due,
-            report.locked.len()
-        );
+    // One summary line: a log line at -v (so cron keeps it), on a terminal always.
+    let summary = totals.summary_line("poll", started.elapsed());
+    if log::log_enabled!(log::Level::Info) {
+        log::info!("{summary}");
+    } else if std::io::stderr().is_terminal() && crate::logging::is_text() {
+        eprintln!("{summary}");
     }
-    if failed.is_empty() {
+    if totals.accounts_failed == 0 {
         Ok(ExitCode::SUCCESS)
     } else {
         Ok(ExitCode::from(1))

@@ -48,7 +48,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
             None
         }
     };
-    let engine = engine(config, args.rate_limit)?;
+    let engine = engine(config, args.rate_limit, None)?;
     let wake = Arc::new(AtomicBool::new(true));
     let sink = InboxSink {
         store: Mutex::new(Store::open(&config.db)?),
@@ -140,7 +140,7 @@ fn work_once(engine: &Engine) -> Result<()> {
         &|_| {},
     )?;
     for (id, e) in report.failures() {
-        log::warn!("{id}: {e}");
+        log::warn!(account = id; "{id}: {e}");
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use super::error::{detail, excerpt, MergeError};
 use super::limits::{FailureBudget, RateLimiter};
 use super::models::{AccountDetails, AccountTokenExchange, Page, RecordPage, SyncStatus};
+use super::stats::{RequestCounts, RequestStats, Wait, WaitObserver, WaitReason};
 use crate::secret::Secret;
 
 /// sync-status lists one entry per model: a few pages at most. More means a broken cursor.
@@ -64,6 +65,8 @@ pub struct MergeClient {
     api_key: Secret,
     retry: RetryPolicy,
     failures: Arc<FailureBudget>,
+    stats: Arc<RequestStats>,
+    on_wait: Option<WaitObserver>,
 }
 
 impl std::fmt::Debug for MergeClient {
@@ -116,6 +119,29 @@ impl MergeClient {
             api_key,
             retry: options.retry,
             failures: Arc::new(FailureBudget::default()),
+            stats: Arc::default(),
+            on_wait: None,
+        }
+    }
+
+    /// Tells `observer` before each wait of a second or more (rate limit, `Retry-After`,
+    /// retry backoff), so a terminal can say why nothing is moving.
+    pub fn with_wait_observer(mut self, observer: WaitObserver) -> MergeClient {
+        self.on_wait = Some(observer);
+        self
+    }
+
+    /// The requests this client (and its clones) made so far.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.stats.snapshot()
+    }
+
+    fn waiting(&self, reason: WaitReason, duration: Duration) {
+        if duration < Duration::from_secs(1) {
+            return;
+        }
+        if let Some(f) = &self.on_wait {
+            f(&Wait { reason, duration });
         }
     }
 
@@ -286,6 +312,8 @@ impl AccountApi<'_> {
                         "rate limited on {path}; waiting {}s as Merge asks",
                         wait.as_secs()
                     );
+                    self.client.waiting(WaitReason::RetryAfter, wait);
+                    self.client.stats.retried();
                     std::thread::sleep(wait);
                 }
                 Err(e) if e.is_transient() && transient_failures < policy.retries => {
@@ -296,6 +324,8 @@ impl AccountApi<'_> {
                         "{e}; retry {transient_failures} of {} in {delay:?}",
                         policy.retries
                     );
+                    self.client.waiting(WaitReason::Retry, delay);
+                    self.client.stats.retried();
                     std::thread::sleep(delay);
                 }
                 Err(e) => return Err(e),
@@ -346,7 +376,8 @@ impl AccountApi<'_> {
             req = req.query("cursor", c);
         }
 
-        self.limiter.acquire();
+        self.limiter
+            .acquire_notify(&|wait| self.client.waiting(WaitReason::RateLimit, wait));
         self.client.failures.start();
         let result = self.exchange(req, &shown);
         let failed = match &result {
@@ -366,8 +397,15 @@ impl AccountApi<'_> {
             path: shown.to_string(),
             message: e.to_string(),
         };
-        let mut resp = req.call().map_err(transport)?;
+        let mut resp = match req.call() {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.client.stats.record(None);
+                return Err(transport(e));
+            }
+        };
         let status = resp.status().as_u16();
+        self.client.stats.record(Some(status));
         let retry_after = resp
             .headers()
             .get("retry-after")

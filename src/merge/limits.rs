@@ -46,6 +46,11 @@ impl RateLimiter {
 
     /// Blocks until one more request fits, then counts it.
     pub fn acquire(&self) {
+        self.acquire_notify(&|_| {});
+    }
+
+    /// Like [`RateLimiter::acquire`], telling `on_wait` how long it is about to wait.
+    pub fn acquire_notify(&self, on_wait: &dyn Fn(Duration)) {
         loop {
             let wait = {
                 let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
@@ -64,6 +69,7 @@ impl RateLimiter {
                 }
                 self.window - now.duration_since(sent[0].0)
             };
+            on_wait(wait);
             std::thread::sleep(wait + Duration::from_millis(1));
         }
     }

@@ -5,6 +5,8 @@ pub mod client;
 pub mod error;
 pub mod limits;
 pub mod models;
+pub mod stats;
 
 pub use client::{AccountApi, ClientOptions, ListQuery, MergeClient, RetryPolicy};
 pub use error::MergeError;
+pub use stats::{RequestCounts, Wait, WaitObserver, WaitReason};

@@ -86,7 +86,7 @@ pub fn run_locked_pass(
     let result = run_pass(engine, store, account, options, progress);
     limiter.set_journal(None);
     if let Err(e) = lock.save_requests(&limiter.recent()) {
-        log::warn!(
+        log::warn!(account = account.linked_account_id.as_str();
             "{}: could not save its request times: {e}",
             account.linked_account_id
         );
@@ -188,7 +188,7 @@ fn pass(
     };
     if plan.initial_sync_completed_now {
         if store.mark_initial_sync_complete(id, now)? {
-            log::info!(
+            log::info!(account = id.as_str();
                 "{id}: initial sync complete ({} models ready)",
                 plan.models_enabled
             );
@@ -200,7 +200,7 @@ fn pass(
     for fetch in &plan.fetches {
         match fetch_model(&api, store, id, fetch, &engine.clock, progress) {
             Ok(totals) => {
-                log::debug!(
+                log::debug!(account = id.as_str(), model = fetch.model_id.as_str();
                     "{id} {}: {} records in {} pages",
                     fetch.model_id,
                     totals.records,
@@ -210,7 +210,7 @@ fn pass(
             }
             Err(e) => {
                 let msg = format!("{e:#}");
-                log::warn!("{id} {}: {msg}", fetch.model_id);
+                log::warn!(account = id.as_str(), model = fetch.model_id.as_str(); "{id} {}: {msg}", fetch.model_id);
                 store.set_model_error(id, &fetch.model_id, Some(&msg))?;
                 // A rejected token fails every other model the same way: stop here.
                 if matches!(
@@ -237,7 +237,7 @@ fn run_pending_hook(engine: &Engine, store: &mut Store, account: &Account) -> Re
         None => Ok(()),
     };
     if let Err(e) = &result {
-        log::warn!("{id}: {e}");
+        log::warn!(account = id.as_str(); "{id}: {e}");
     }
     store.set_hook_error(id, result.err().as_deref())
 }

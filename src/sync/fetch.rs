@@ -20,6 +20,8 @@ pub struct FetchProgress<'a> {
     pub model_id: &'a str,
     pub pages: u64,
     pub records: u64,
+    /// This page was its window's last: nothing of the window is left to resume.
+    pub window_done: bool,
 }
 
 /// Totals of one model's fetch.
@@ -57,7 +59,7 @@ pub fn fetch_model(
             Err(e) if window.cursor.is_some() && is_rejected_cursor(&e) => {
                 // Saved cursors expire; the window's bounds are still right, so read it again
                 // from its first page (the upsert absorbs what is read twice).
-                log::info!(
+                log::info!(account = linked_account_id, model = plan.model_id.as_str();
                     "{linked_account_id} {}: Merge rejected the saved cursor; restarting the window",
                     plan.model_id
                 );
@@ -142,6 +144,7 @@ fn fetch_window(
                 model_id: &plan.model_id,
                 pages: totals.pages,
                 records: totals.records,
+                window_done: next.is_none(),
             });
             if next.is_none() {
                 return Ok(());
@@ -190,7 +193,7 @@ fn rows_of(page: &RecordPage, model_id: &str) -> Vec<RecordRow> {
             let head: RecordHead = match serde_json::from_str(raw.get()) {
                 Ok(head) => head,
                 Err(e) => {
-                    log::warn!("skipping a {model_id} entry from Merge that is not a record ({e})");
+                    log::warn!(model = model_id; "skipping a {model_id} entry from Merge that is not a record ({e})");
                     return None;
                 }
             };

@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod hook;
 pub mod lock;
 pub mod poll;
+pub mod run;
 pub mod webhooks;
 
 pub use account::{run_locked_pass, run_pass, Engine, PassSummary};
@@ -13,3 +14,4 @@ pub use detect::PlanOptions;
 pub use fetch::FetchProgress;
 pub use lock::AccountLock;
 pub use poll::{poll, PollOptions, PollReport};
+pub use run::{Outcome, RunTotals};

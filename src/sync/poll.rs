@@ -100,7 +100,7 @@ pub fn poll(
                     };
                     let id = account.linked_account_id.clone();
                     let Some(lock) = AccountLock::try_acquire(&engine.db_path, &id)? else {
-                        log::info!("{id}: another merge-sync is syncing it; skipped");
+                        log::info!(account = id.as_str(); "{id}: another merge-sync is syncing it; skipped");
                         report
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -139,7 +139,7 @@ pub fn poll(
                     }
                     let result = result.map_err(|e| format!("{e:#}"));
                     if let Err(e) = &result {
-                        log::error!("{id}: {e}");
+                        log::error!(account = id.as_str(); "{id}: {e}");
                     }
                     report
                         .lock()
