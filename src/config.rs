@@ -1,9 +1,8 @@
 //! Resolving the command line and environment into validated settings.
 
-use std::path::PathBuf;
-
 use crate::cli::{Cli, Region};
 use crate::secret::Secret;
+use crate::store::Location;
 
 pub const DEFAULT_API_URL: &str = "https://api.merge.dev/api";
 
@@ -15,7 +14,7 @@ pub struct UsageError(pub String);
 /// Settings every command shares, resolved once.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub db: PathBuf,
+    pub db: Location,
     pub api_url: String,
     api_key: Option<Secret>,
     pub webhook_secret: Option<Secret>,
@@ -46,7 +45,7 @@ impl Config {
             return Err(UsageError("--db / MERGE_SYNC_DB is empty".into()));
         }
         Ok(Config {
-            db: cli.db.clone(),
+            db: Location::parse(&cli.db),
             api_url,
             api_key: non_empty("MERGE_API_KEY").map(|k| Secret::new(k.trim())),
             webhook_secret: non_empty("MERGE_WEBHOOK_SECRET").map(Secret::new),

@@ -12,7 +12,7 @@ use crate::merge::limits::RateLimiter;
 use crate::merge::{catalog, ClientOptions, MergeClient};
 use crate::report;
 use crate::secret::Secret;
-use crate::store::{records_table, AccountStatus, NewAccount, Store, UpsertOutcome};
+use crate::store::{self, records_table, AccountStatus, NewAccount, Store, UpsertOutcome};
 
 pub fn run(config: &Config, cmd: AccountsCommand) -> Result<ExitCode> {
     match cmd {
@@ -65,11 +65,7 @@ fn add(config: &Config, args: &AddArgs) -> Result<ExitCode> {
     let models = validate_models(&args.category, &args.models)?;
     // Open an existing state file first, so a corrupt or newer one is refused before any call
     // to Merge; a new one is only created once Merge has answered.
-    let mut store = if config.db.exists() {
-        Some(Store::open(&config.db)?)
-    } else {
-        None
-    };
+    let mut store = store::open_existing(&config.db)?;
 
     // The token, and what the exchange of a public token already told us.
     let (token, exchanged_id, exchanged_slug) = match (&args.account_token, &args.public_token) {
@@ -118,7 +114,7 @@ fn add(config: &Config, args: &AddArgs) -> Result<ExitCode> {
 
     let store = match &mut store {
         Some(s) => s,
-        None => store.insert(Store::open(&config.db)?),
+        None => store.insert(store::open(&config.db)?),
     };
     let outcome = store.upsert_account(&new, Utc::now())?;
     let verb = match outcome {
@@ -151,7 +147,7 @@ fn client(config: &Config) -> Result<MergeClient> {
 }
 
 fn list(config: &Config, json: bool) -> Result<ExitCode> {
-    let Some(store) = Store::open_existing(&config.db)? else {
+    let Some(mut store) = store::open_existing(&config.db)? else {
         if json {
             println!("[]");
         } else {
@@ -161,7 +157,7 @@ fn list(config: &Config, json: bool) -> Result<ExitCode> {
     };
     let mut out = Vec::new();
     for a in store.accounts()? {
-        out.push(views::account_view(&store, &a)?.0);
+        out.push(views::account_view(store.as_mut(), &a)?.0);
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -173,7 +169,7 @@ fn list(config: &Config, json: bool) -> Result<ExitCode> {
 
 fn set_status(config: &Config, key: &str, status: AccountStatus) -> Result<ExitCode> {
     let mut store = existing_store(config)?;
-    let account = resolve_account(&store, key)?;
+    let account = resolve_account(store.as_mut(), key)?;
     store.set_account_status(&account.linked_account_id, status, Utc::now())?;
     println!("{}: {}", account.linked_account_id, status.as_str());
     Ok(ExitCode::SUCCESS)
@@ -181,7 +177,7 @@ fn set_status(config: &Config, key: &str, status: AccountStatus) -> Result<ExitC
 
 fn remove(config: &Config, key: &str, purge: bool) -> Result<ExitCode> {
     let mut store = existing_store(config)?;
-    let account = resolve_account(&store, key)?;
+    let account = resolve_account(store.as_mut(), key)?;
     let purged = store.remove_account(&account.linked_account_id, purge)?;
     if purge {
         println!(
@@ -197,11 +193,11 @@ fn remove(config: &Config, key: &str, purge: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn existing_store(config: &Config) -> Result<Store> {
-    Store::open_existing(&config.db)?.ok_or_else(|| {
+fn existing_store(config: &Config) -> Result<Box<dyn Store>> {
+    store::open_existing(&config.db)?.ok_or_else(|| {
         UsageError(format!(
             "no state file at {}; add an account first with `merge-sync accounts add`",
-            config.db.display()
+            config.db
         ))
         .into()
     })

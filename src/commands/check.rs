@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::config::Config;
 use crate::merge::limits::RateLimiter;
 use crate::merge::{ClientOptions, MergeClient};
-use crate::store::{AccountStatus, Store, CURRENT_VERSION};
+use crate::store::{self, AccountStatus, CURRENT_VERSION};
 
 pub fn run(config: &Config) -> Result<ExitCode> {
     let mut ok = true;
@@ -34,24 +34,18 @@ pub fn run(config: &Config) -> Result<ExitCode> {
             ""
         }
     );
-    if !config.db.exists() {
-        println!("state file:     {} (not created yet)", config.db.display());
+    // Opening migrates an older schema, which changes it: read the version first and report.
+    let version = store::peek_schema_version(&config.db)
+        .map_err(|e| anyhow::anyhow!("{} is not a readable state file: {e:#}", config.db))?;
+    let Some(version) = version else {
+        println!("state file:     {} (not created yet)", config.db);
         let key = key?;
         let _ = key;
         return Ok(ExitCode::SUCCESS);
-    }
-    // Opening migrates an older file, which changes it: read the version first and report.
-    let version: i64 = crate::store::open_read_only(&config.db)
-        .and_then(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{} is not a readable state file: {e:#}",
-                config.db.display()
-            )
-        })?;
+    };
     println!(
         "state file:     {} (schema version {version}, this binary writes {CURRENT_VERSION})",
-        config.db.display()
+        config.db
     );
     if version > CURRENT_VERSION {
         return Err(crate::store::StoreError::SchemaTooNew {
@@ -61,7 +55,7 @@ pub fn run(config: &Config) -> Result<ExitCode> {
         .into());
     }
     let key = key?.clone();
-    let store = Store::open(&config.db)?;
+    let mut store = store::open(&config.db)?;
     let client = MergeClient::new(&config.api_url, key, ClientOptions::default());
     let accounts = store.accounts()?;
     if accounts.is_empty() {

@@ -13,7 +13,7 @@ use crate::merge::limits::RateLimiter;
 use crate::merge::{ClientOptions, MergeClient};
 use crate::report;
 use crate::secret::Secret;
-use crate::store::{NewAccount, Store};
+use crate::store::{self, Location, NewAccount, Store};
 use crate::sync::{self, Engine, PollOptions};
 use crate::webhook::{self, Verdict, WebhookSecrets};
 
@@ -33,10 +33,10 @@ pub fn run() -> Result<ExitCode> {
     );
 
     let client = MergeClient::new(&fake.base_url(), api_key, ClientOptions::default());
-    let engine = Engine::new(client.clone(), db.clone(), 600, None);
+    let engine = Engine::new(client.clone(), Location::Sqlite(db.clone()), 600, None);
 
     step("1. Register two linked accounts (details from Merge's account-details)");
-    let mut store = Store::open(&db)?;
+    let mut store = store::open(&Location::Sqlite(db.clone()))?;
     let accounts: Vec<(String, String, String)> = fake.with_state(|s| {
         s.accounts()
             .iter()
@@ -60,13 +60,13 @@ pub fn run() -> Result<ExitCode> {
             Utc::now(),
         )?;
     }
-    show(&store)?;
+    show(store.as_mut())?;
 
     step("2. Poll while Merge's initial sync runs, until every model is ready");
     for _ in 0..20 {
         poll(&engine)?;
         let done = store.accounts()?.iter().all(|a| a.initial_sync_complete);
-        show(&store)?;
+        show(store.as_mut())?;
         if done {
             break;
         }
@@ -77,7 +77,7 @@ pub fn run() -> Result<ExitCode> {
     fake.advance(TimeDelta::seconds(30));
     wait_for_syncs(&fake);
     poll(&engine)?;
-    show(&store)?;
+    show(store.as_mut())?;
 
     step("4. A signed LinkedAccount.sync_completed webhook arrives and is applied");
     let first = fake.with_state(|s| s.accounts()[0].id.clone());
@@ -101,11 +101,11 @@ pub fn run() -> Result<ExitCode> {
     if verdict == Verdict::Valid {
         store.enqueue_webhook(&body, Some("LinkedAccount.sync_completed"), Utc::now())?;
     }
-    for applied in sync::webhooks::apply_pending(&mut store, Utc::now())? {
+    for applied in sync::webhooks::apply_pending(store.as_mut(), Utc::now())? {
         println!("webhook: {}", applied.describe());
     }
     poll(&engine)?;
-    show(&store)?;
+    show(store.as_mut())?;
     println!("Done. The state file is deleted with the demo; run `merge-sync accounts add` to mirror real accounts.");
     Ok(ExitCode::SUCCESS)
 }
@@ -154,7 +154,7 @@ fn wait_for_syncs(fake: &FakeMerge) {
     }
 }
 
-fn show(store: &Store) -> Result<()> {
+fn show(store: &mut dyn Store) -> Result<()> {
     let mut accounts = Vec::new();
     for a in store.accounts()? {
         accounts.push(views::account_view(store, &a)?);

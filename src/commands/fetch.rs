@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use super::{engine, on_interrupt, resolve_account, Activity, Progress};
 use crate::cli::FetchArgs;
 use crate::config::{Config, UsageError};
-use crate::store::{records_table, AccountStatus, Store};
-use crate::sync::{run_locked_pass, AccountLock, PlanOptions};
+use crate::store::{self, records_table, AccountStatus};
+use crate::sync::{run_locked_pass, PlanOptions};
 
 pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
     for m in &args.models {
@@ -19,8 +19,8 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
     crate::logging::set_run_id(Some(&run_id));
     let progress = Progress::new();
     let engine = engine(config, args.rate_limit, Some(progress.clone()))?;
-    let mut store = Store::open(&config.db)?;
-    let account = resolve_account(&store, &args.account)?;
+    let mut store = store::open(&config.db)?;
+    let account = resolve_account(store.as_mut(), &args.account)?;
     if account.status == AccountStatus::Disabled {
         return Err(UsageError(format!(
             "account {} is disabled; enable it first with `merge-sync accounts enable {}`",
@@ -29,20 +29,20 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
         .into());
     }
     let id = account.linked_account_id.clone();
-    let Some(lock) = AccountLock::try_acquire(&config.db, &id)? else {
+    let Some(mut lock) = store.try_lock_account(&id)? else {
         bail!("another merge-sync is syncing account {id} right now; try again when it finishes");
     };
     let activity = Arc::new(Activity::default());
     on_interrupt("fetch", activity.clone(), || {})?;
-    crate::sync::webhooks::apply_pending(&mut store, (engine.clock)())?;
-    let account = resolve_account(&store, &id)?;
+    crate::sync::webhooks::apply_pending(store.as_mut(), (engine.clock)())?;
+    let account = resolve_account(store.as_mut(), &id)?;
 
     let options = PlanOptions {
         full: args.full,
         only_models: args.models.clone(),
         overlap: None,
     };
-    let result = run_locked_pass(&engine, &lock, &mut store, &account, &options, &mut |p| {
+    let result = run_locked_pass(&engine, lock.as_mut(), store.as_mut(), &account, &options, &mut |p| {
         activity.update(p);
         progress.show(p);
     });

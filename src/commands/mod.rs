@@ -122,12 +122,12 @@ fn on_interrupt(
 }
 
 /// Finds an account by linked account id or origin id, or fails with a usage error.
-fn resolve_account(store: &Store, key: &str) -> Result<Account> {
+fn resolve_account(store: &mut dyn Store, key: &str) -> Result<Account> {
     store.find_account(key)?.ok_or_else(|| {
         UsageError(format!(
             "no linked account {key:?} in {} (by linked account id or end_user_origin_id); \
              see `merge-sync accounts list`",
-            store.path().display()
+            store.describe()
         ))
         .into()
     })

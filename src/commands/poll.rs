@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::{engine, on_interrupt, resolve_account, Activity, Progress};
 use crate::cli::PollArgs;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store;
 use crate::sync::{self, PollOptions, RunTotals};
 
 pub fn run(config: &Config, args: &PollArgs) -> Result<ExitCode> {
@@ -22,12 +22,12 @@ pub fn run(config: &Config, args: &PollArgs) -> Result<ExitCode> {
     let activity = Arc::new(Activity::default());
     on_interrupt("poll", activity.clone(), || {})?;
 
-    let mut store = Store::open(&config.db)?;
+    let mut store = store::open(&config.db)?;
     let mut ids = Vec::new();
     for key in &args.accounts {
-        ids.push(resolve_account(&store, key)?.linked_account_id);
+        ids.push(resolve_account(store.as_mut(), key)?.linked_account_id);
     }
-    let applied = crate::sync::webhooks::apply_pending(&mut store, (engine.clock)())?;
+    let applied = crate::sync::webhooks::apply_pending(store.as_mut(), (engine.clock)())?;
     if !applied.is_empty() {
         log::info!("applied {} queued webhooks", applied.len());
     }

@@ -12,14 +12,14 @@ use chrono::Utc;
 use super::engine;
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::sync::webhooks::{apply_pending, Applied};
 use crate::sync::{self, Engine, PollOptions};
 use crate::webhook::{self, ServerConfig, WebhookSecrets, WebhookSink};
 
 /// Stores verified bodies in the inbox, durably, before the receiver answers 200.
 struct InboxSink {
-    store: Mutex<Store>,
+    store: Mutex<Box<dyn Store>>,
     wake: Arc<AtomicBool>,
 }
 
@@ -51,7 +51,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
     let engine = engine(config, args.rate_limit, None)?;
     let wake = Arc::new(AtomicBool::new(true));
     let sink = InboxSink {
-        store: Mutex::new(Store::open(&config.db)?),
+        store: Mutex::new(store::open(&config.db)?),
         wake: wake.clone(),
     };
     let server = webhook::start(
@@ -112,9 +112,9 @@ fn worker(engine: &Engine, stop: &AtomicBool, wake: &AtomicBool) {
 }
 
 fn work_once(engine: &Engine) -> Result<()> {
-    let mut store = Store::open(&engine.db_path)?;
+    let mut store = store::open(&engine.db)?;
     let mut due: Vec<String> = Vec::new();
-    for applied in apply_pending(&mut store, (engine.clock)())? {
+    for applied in apply_pending(store.as_mut(), (engine.clock)())? {
         if let Applied::Due {
             linked_account_id, ..
         } = applied

@@ -9,22 +9,22 @@ use super::{resolve_account, views};
 use crate::cli::StatusArgs;
 use crate::config::Config;
 use crate::report;
-use crate::store::Store;
+use crate::store;
 
 pub fn run(config: &Config, args: &StatusArgs) -> Result<ExitCode> {
     let mut accounts = Vec::new();
-    if let Some(store) = Store::open_existing(&config.db)? {
+    if let Some(mut store) = store::open_existing(&config.db)? {
         let list = match &args.account {
-            Some(key) => vec![resolve_account(&store, key)?],
+            Some(key) => vec![resolve_account(store.as_mut(), key)?],
             None => store.accounts()?,
         };
         for a in &list {
-            accounts.push(views::account_view(&store, a)?);
+            accounts.push(views::account_view(store.as_mut(), a)?);
         }
     } else if let Some(key) = &args.account {
         return Err(crate::config::UsageError(format!(
             "no linked account {key:?}: there is no state file at {} yet",
-            config.db.display()
+            config.db
         ))
         .into());
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::VerifyWebhookArgs;
 use crate::config::{Config, UsageError};
-use crate::store::Store;
+use crate::store;
 use crate::webhook::{self, cgi_response, verdict_response, Verdict, WebhookSecrets};
 
 /// The largest body accepted, as in `serve`.
@@ -77,7 +77,7 @@ pub fn run(config: &Config, args: &VerifyWebhookArgs) -> Result<ExitCode> {
 
     if args.enqueue {
         let event = webhook::parse(&body).ok().map(|w| w.event);
-        let stored = Store::open(&config.db)
+        let stored = store::open(&config.db)
             .and_then(|mut s| s.enqueue_webhook(&body, event.as_deref(), Utc::now()));
         if let Err(e) = stored {
             answer(500, json!({"error": "Storage error"}));

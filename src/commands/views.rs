@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::report::{AccountView, ModelRow};
 use crate::store::{Account, Store};
 
-pub fn account_view(store: &Store, a: &Account) -> Result<(AccountView, Vec<ModelRow>)> {
+pub fn account_view(store: &mut dyn Store, a: &Account) -> Result<(AccountView, Vec<ModelRow>)> {
     let states = store.model_states(&a.linked_account_id)?;
     let enabled: Vec<_> = states
         .iter()
@@ -32,7 +32,7 @@ pub fn account_view(store: &Store, a: &Account) -> Result<(AccountView, Vec<Mode
         last_error: a.last_error.clone(),
         hook_error: a.hook_error.clone(),
     };
-    let row = |model: Option<&crate::store::ModelState>| -> Result<ModelRow> {
+    let mut row = |model: Option<&crate::store::ModelState>| -> Result<ModelRow> {
         Ok(ModelRow {
             linked_account_id: a.linked_account_id.clone(),
             end_user_origin_id: a.end_user_origin_id.clone(),

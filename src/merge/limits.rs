@@ -2,22 +2,31 @@
 //! requests per 10 seconds across the whole run (Merge's per-IP rule).
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// At most `limit` requests in any rolling `window`. A sliding log rather than a token bucket,
 /// because the promise is about *any* 60-second window, bursts included. Each entry keeps the
 /// wall-clock time too, so the log can be handed to the next process (see [`RateLimiter::seed`]).
-#[derive(Debug)]
 pub struct RateLimiter {
     limit: usize,
     window: Duration,
     sent: Mutex<VecDeque<(Instant, SystemTime)>>,
-    /// Where each request's time is appended as it is made (the account's lock file), so a
+    /// Where each request's time is recorded as it is made (the account's lock), so a
     /// process that dies mid-pass still hands its requests to the next one.
-    journal: Mutex<Option<File>>,
+    journal: Mutex<Option<Journal>>,
+}
+
+/// Records one request's wall-clock time durably.
+pub type Journal = Box<dyn FnMut(SystemTime) -> anyhow::Result<()> + Send>;
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("limit", &self.limit)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Wall-clock time at millisecond precision: the precision the journal keeps, so times read
@@ -76,26 +85,19 @@ impl RateLimiter {
 
     fn journal_append(&self, wall: SystemTime) {
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(file) = journal.as_mut() {
-            let ms = wall
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0);
-            let written = file
-                .seek(SeekFrom::End(0))
-                .and_then(|_| file.write_all(format!("{ms}\n").as_bytes()));
-            if let Err(e) = written {
+        if let Some(record) = journal.as_mut() {
+            if let Err(e) = record(wall) {
                 log::warn!(
-                    "cannot record a request time ({e}); the rate limit holds for this run only"
+                    "cannot record a request time ({e:#}); the rate limit holds for this run only"
                 );
                 *journal = None;
             }
         }
     }
 
-    /// Appends each request's time to `file` from now on (`None` stops).
-    pub fn set_journal(&self, file: Option<File>) {
-        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = file;
+    /// Records each request's time with `journal` from now on (`None` stops).
+    pub fn set_journal(&self, journal: Option<Journal>) {
+        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = journal;
     }
 
     /// Counts requests an earlier process made (wall-clock times), so back-to-back runs

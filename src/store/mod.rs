@@ -1,28 +1,24 @@
-//! The state file: one SQLite database holding accounts, per-model sync state, the mirrored
-//! records and the webhook inbox.
+//! The storage interface: the row types the engine uses and the [`Store`] trait, with one
+//! backend per database (`sqlite`). Callers hold a `Box<dyn Store>` and never learn which
+//! database is behind it.
 //!
-//! Every connection runs in WAL mode with `synchronous=NORMAL` and a busy timeout, so a
-//! reader (`status`) never blocks a writer and overlapping processes wait instead of failing.
-//! Every write transaction starts `IMMEDIATE`: in WAL mode a deferred transaction that later
-//! tries to write can fail at once with `SQLITE_BUSY` instead of waiting.
+//! The store keeps no policy. Rules such as "readiness never goes back", "the high-water mark
+//! only moves forward" or "stay due while a newer hint is pending" are decided in
+//! `sync::detect` on rows read inside a [`Store::transaction`], and the store writes exactly
+//! what it is given. So each rule exists once, whatever the backend's SQL dialect.
 
-mod accounts;
-mod inbox;
-mod model_state;
-mod records;
-mod schema;
+mod sqlite;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::SystemTime;
 
-use anyhow::{Context, Result};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use anyhow::Result;
+use chrono::{DateTime, Utc};
 
-pub use accounts::{Account, AccountStatus, NewAccount, UpsertOutcome};
-pub use inbox::InboxItem;
-pub use model_state::{ModelState, ObservedStatus};
-pub use records::{records_table, PageProgress, RecordRow};
-pub use schema::CURRENT_VERSION;
+use crate::secret::Secret;
+
+pub use sqlite::CURRENT_VERSION;
 
 /// Errors a caller branches on; everything else is an `anyhow` chain with context.
 #[derive(Debug, thiserror::Error)]
@@ -47,211 +43,492 @@ pub enum StoreError {
     InvalidModelId(String),
 }
 
-/// An open state file.
-pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+/// Where the state lives, as `--db` / `MERGE_SYNC_DB` names it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite state file.
+    Sqlite(PathBuf),
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
-    }
-}
-
-impl Store {
-    /// Opens (creating with mode 0600 if needed) and migrates the state file.
-    pub fn open(path: &Path) -> Result<Store> {
-        create_private(path)?;
-        let mut conn = Connection::open(path)
-            .with_context(|| format!("opening state file {}", path.display()))?;
-        configure(&conn, path)?;
-        schema::migrate(&mut conn)
-            .with_context(|| format!("preparing state file {}", path.display()))?;
-        Ok(Store {
-            conn,
-            path: path.to_path_buf(),
-        })
+impl Location {
+    /// Reads `--db`: anything else than a database URL is an SQLite path.
+    pub fn parse(db: &Path) -> Location {
+        Location::Sqlite(db.to_path_buf())
     }
 
-    /// Opens an existing state file without creating or migrating it (for `status`).
-    /// Returns `None` when the file does not exist yet.
-    pub fn open_existing(path: &Path) -> Result<Option<Store>> {
-        if !path.exists() {
-            return Ok(None);
+    /// Whether the state exists yet (a database server is assumed to).
+    pub fn exists(&self) -> bool {
+        match self {
+            Location::Sqlite(path) => path.exists(),
         }
-        Store::open(path).map(Some)
-    }
-
-    /// An in-memory store, for tests.
-    pub fn open_in_memory() -> Result<Store> {
-        let mut conn = Connection::open_in_memory()?;
-        conn.execute_batch("PRAGMA foreign_keys = ON")?;
-        schema::migrate(&mut conn)?;
-        Ok(Store {
-            conn,
-            path: PathBuf::from(":memory:"),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Runs `f` in an IMMEDIATE transaction, committing only if it succeeds.
-    fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .with_context(|| format!("starting a write to {}", self.path.display()))?;
-        let out = f(&tx)?;
-        tx.commit()
-            .with_context(|| format!("committing to {}", self.path.display()))?;
-        Ok(out)
     }
 }
 
-/// Creates the file with mode 0600 before SQLite touches it: SQLite would create it with the
-/// umask's mode, readable by everyone, and it holds account tokens.
-fn create_private(path: &Path) -> Result<()> {
-    if path.exists() {
-        return Ok(());
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+        }
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            return Err(StoreError::MissingDirectory {
-                path: path.to_path_buf(),
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Opens (creating and migrating if needed) the state at `location`.
+pub fn open(location: &Location) -> Result<Box<dyn Store>> {
+    match location {
+        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
+    }
+}
+
+/// Opens existing state without creating it; `None` when there is none yet (for `status`).
+pub fn open_existing(location: &Location) -> Result<Option<Box<dyn Store>>> {
+    if !location.exists() {
+        return Ok(None);
+    }
+    open(location).map(Some)
+}
+
+/// The schema version of existing state, read without migrating or creating anything
+/// (`check` reports it before opening); `None` when there is no state yet.
+pub fn peek_schema_version(location: &Location) -> Result<Option<i64>> {
+    match location {
+        Location::Sqlite(path) if !path.exists() => Ok(None),
+        Location::Sqlite(path) => sqlite::peek_schema_version(path).map(Some),
+    }
+}
+
+/// An in-memory SQLite store, for tests.
+pub fn open_in_memory() -> Result<Box<dyn Store>> {
+    Ok(Box::new(sqlite::SqliteStore::open_in_memory()?))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    Disabled,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Disabled => "disabled",
+        }
+    }
+
+    pub fn from_stored(s: &str) -> AccountStatus {
+        if s == "disabled" {
+            AccountStatus::Disabled
+        } else {
+            AccountStatus::Active
+        }
+    }
+}
+
+/// A linked account as stored.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub linked_account_id: String,
+    pub end_user_origin_id: Option<String>,
+    pub category: String,
+    pub integration_slug: Option<String>,
+    pub account_token: Secret,
+    pub status: AccountStatus,
+    /// The models to mirror; `None` means every model sync-status reports as enabled.
+    pub models: Option<Vec<String>>,
+    pub initial_sync_complete: bool,
+    pub initial_sync_started_at: Option<DateTime<Utc>>,
+    pub initial_sync_completed_at: Option<DateTime<Utc>>,
+    /// When the account is next due; `None` means now.
+    pub next_poll_at: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_polled_at: Option<DateTime<Utc>>,
+    pub hook_error: Option<String>,
+}
+
+impl Account {
+    /// Whether `model_id` is one this account mirrors (given Merge reports it enabled).
+    pub fn wants_model(&self, model_id: &str) -> bool {
+        match &self.models {
+            Some(list) => list.iter().any(|m| m == model_id),
+            None => true,
+        }
+    }
+
+    /// Due for a scheduled poll at `now`.
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.status == AccountStatus::Active && self.next_poll_at.is_none_or(|t| t <= now)
+    }
+}
+
+/// What `accounts add` registers.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub linked_account_id: String,
+    pub end_user_origin_id: Option<String>,
+    pub category: String,
+    pub integration_slug: Option<String>,
+    pub account_token: Secret,
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    Added,
+    /// The account existed: its token (and any given details) were updated, state kept.
+    Relinked,
+}
+
+/// One row of `model_sync_state`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelState {
+    pub model_id: String,
+    pub status: Option<String>,
+    pub last_sync_result: Option<String>,
+    pub is_initial_sync: Option<bool>,
+    pub ready: bool,
+    pub merge_last_sync_start: Option<DateTime<Utc>>,
+    pub merge_next_sync_start: Option<DateTime<Utc>>,
+    /// Upper bound of our last completed window: everything Merge had at that instant is in.
+    pub merge_last_sync_finished: Option<DateTime<Utc>>,
+    /// The newest `last_sync_finished` Merge has reported for this model.
+    pub reported_last_sync_finished: Option<DateTime<Utc>>,
+    /// The newest finished sync a webhook announced (DONE or PARTIALLY_SYNCED).
+    pub hinted_last_sync_finished: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub last_fetched_at: Option<DateTime<Utc>>,
+    /// An unfinished window: the cursor of its next page and its bounds.
+    pub cursor: Option<String>,
+    pub window_after: Option<DateTime<Utc>>,
+    pub window_before: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// What one sync-status pass says about a model, after the detection rules ran. Saved as
+/// given: `ready` is already the planner's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedStatus {
+    pub model_id: String,
+    pub status: String,
+    pub last_sync_result: Option<String>,
+    pub is_initial_sync: bool,
+    pub ready: bool,
+    pub last_sync_start: Option<DateTime<Utc>>,
+    pub next_sync_start: Option<DateTime<Utc>>,
+    pub last_sync_finished: Option<DateTime<Utc>>,
+}
+
+/// A stored webhook waiting to be applied.
+#[derive(Debug, Clone)]
+pub struct InboxItem {
+    pub id: i64,
+    pub received_at: String,
+    pub body: Vec<u8>,
+}
+
+/// One record, ready to upsert. `data` is the record's JSON exactly as Merge sent it.
+#[derive(Debug, Clone)]
+pub struct RecordRow {
+    pub id: String,
+    pub remote_id: Option<String>,
+    pub created_at: Option<String>,
+    /// Normalised to the stored timestamp format, so it compares as text.
+    pub modified_at: Option<String>,
+    pub remote_was_deleted: bool,
+    pub data: String,
+}
+
+/// Where one page of a window stands once it is written.
+#[derive(Debug, Clone)]
+pub struct PageProgress<'a> {
+    pub window_after: Option<DateTime<Utc>>,
+    pub window_before: DateTime<Utc>,
+    /// The cursor of the next page; `None` when this was the window's last page.
+    pub next_cursor: Option<&'a str>,
+    /// What `merge_last_sync_finished` becomes with the window's last page (the planner's
+    /// high-water mark; stored as given).
+    pub high_water: DateTime<Utc>,
+    /// Our clock when this fetch started.
+    pub started_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// Appends one request time to the account's shared record as the request is made.
+pub type RequestJournal = Box<dyn FnMut(SystemTime) -> Result<()> + Send>;
+
+/// A held account lock: at most one process works an account at a time. Released on drop,
+/// and by the operating system or database when its holder dies, however it dies.
+pub trait AccountLock: Send {
+    /// When the account's recent requests were sent, as earlier holders left them, so the
+    /// per-account rate limit holds across processes.
+    fn recent_requests(&mut self) -> Vec<SystemTime>;
+    /// Leaves the account's recent request times for the next holder.
+    fn save_requests(&mut self, times: &[SystemTime]) -> Result<()>;
+    /// A journal that records each request time as it is made, so a holder killed mid-pass
+    /// still hands its budget on.
+    fn journal(&mut self) -> Result<RequestJournal>;
+}
+
+/// The state store. Every method is one atomic step; [`Store::transaction`] groups several
+/// (read, decide in `sync`, write) into one.
+pub trait Store: Send {
+    /// Where the store is, for messages: a path or host, port and database; never a password.
+    fn describe(&self) -> String;
+
+    /// Runs `f` in one transaction, committing only if it returns `Ok`. Rows read inside see
+    /// no concurrent change that [`Store::lock_account`] or the backend's locking excludes.
+    fn transaction(&mut self, f: &mut dyn FnMut(&mut dyn Store) -> Result<()>) -> Result<()>;
+
+    /// Takes the account's cross-process lock, or `None` when another holder has it.
+    fn try_lock_account(&mut self, linked_account_id: &str)
+        -> Result<Option<Box<dyn AccountLock>>>;
+
+    // ---- accounts
+
+    /// Registers an account, or relinks it (new token, given details) keeping its state.
+    fn upsert_account(&mut self, new: &NewAccount, now: DateTime<Utc>) -> Result<UpsertOutcome>;
+    /// Every account, ordered by id.
+    fn accounts(&mut self) -> Result<Vec<Account>>;
+    /// One account by its Merge linked account id.
+    fn account(&mut self, linked_account_id: &str) -> Result<Option<Account>>;
+    /// Like [`Store::account`]; inside a transaction, also holds the account's row until it
+    /// ends, so read-decide-write steps on one account never interleave.
+    fn lock_account(&mut self, linked_account_id: &str) -> Result<Option<Account>>;
+    /// Finds an account by its account token (webhooks may carry only that).
+    fn find_account_by_token(&mut self, token: &str) -> Result<Option<Account>>;
+    fn set_account_status(
+        &mut self,
+        linked_account_id: &str,
+        status: AccountStatus,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Removes an account and its sync state; with `purge`, also its mirrored records.
+    /// Returns how many records were deleted.
+    fn remove_account(&mut self, linked_account_id: &str, purge: bool) -> Result<usize>;
+    /// Records a pass that succeeded: failures reset, next poll as given (`None` = due now).
+    fn record_account_success(
+        &mut self,
+        linked_account_id: &str,
+        next_poll_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Records a failed pass: the error, one more failure, and the backoff's next poll.
+    fn record_account_failure(
+        &mut self,
+        linked_account_id: &str,
+        error: &str,
+        next_poll_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Sets when the account is next due (`None` = now).
+    fn set_next_poll(
+        &mut self,
+        linked_account_id: &str,
+        next_poll_at: Option<DateTime<Utc>>,
+    ) -> Result<()>;
+    /// Notes when we first saw the account's initial sync running (kept once set).
+    fn mark_initial_sync_started(
+        &mut self,
+        linked_account_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Sets `initial_sync_complete` (and the hook as owed) once; returns whether this call
+    /// was the one that set it.
+    fn mark_initial_sync_complete(
+        &mut self,
+        linked_account_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Whether the initial-sync hook is still owed for this account.
+    fn initial_sync_hook_pending(&mut self, linked_account_id: &str) -> Result<bool>;
+    /// Records that the hook ran (or was not configured), with its error if it failed.
+    fn set_hook_error(&mut self, linked_account_id: &str, error: Option<&str>) -> Result<()>;
+
+    // ---- per-model sync state
+
+    /// Every model row of one account, ordered by model id.
+    fn model_states(&mut self, linked_account_id: &str) -> Result<Vec<ModelState>>;
+    /// Saves what sync-status said, keeping our own progress columns.
+    fn save_observed(&mut self, linked_account_id: &str, observed: &[ObservedStatus])
+        -> Result<()>;
+    /// Saves a webhook's news about a model: its readiness and newest announced sync.
+    fn save_hint(
+        &mut self,
+        linked_account_id: &str,
+        model_id: &str,
+        hinted_last_sync_finished: Option<DateTime<Utc>>,
+        ready: bool,
+    ) -> Result<()>;
+    /// Records an error against one model (shown in `status`); progress is kept.
+    fn set_model_error(
+        &mut self,
+        linked_account_id: &str,
+        model_id: &str,
+        error: Option<&str>,
+    ) -> Result<()>;
+    /// Forgets an unfinished window (Merge rejected its cursor), so it restarts from page one.
+    fn clear_cursor(&mut self, linked_account_id: &str, model_id: &str) -> Result<()>;
+
+    // ---- mirrored records
+
+    /// Writes one page in one transaction: the records, and where the window stands. The
+    /// window's new bound is stored only with its last page, so a crash at any instant leaves
+    /// either the old state or the new one, and a resumed run continues from the cursor saved
+    /// with the last page that committed. An older copy of a record never replaces a newer one.
+    fn write_page(
+        &mut self,
+        linked_account_id: &str,
+        model_id: &str,
+        rows: &[RecordRow],
+        progress: &PageProgress,
+    ) -> Result<usize>;
+    /// How many records of `model_id` the mirror holds for an account (0 before the first page).
+    fn record_count(&mut self, linked_account_id: &str, model_id: &str) -> Result<i64>;
+    /// The names of every records table.
+    fn record_tables(&mut self) -> Result<Vec<String>>;
+    /// One mirrored record's JSON, as stored.
+    fn record_data(
+        &mut self,
+        linked_account_id: &str,
+        model_id: &str,
+        id: &str,
+    ) -> Result<Option<String>>;
+
+    // ---- webhook inbox
+
+    /// Stores a verified webhook body. Returns `false` when the exact same body was already
+    /// stored (Merge retried it), which is not an error.
+    fn enqueue_webhook(
+        &mut self,
+        body: &[u8],
+        event: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// The oldest webhook not yet applied that no one else is applying. Call it inside a
+    /// transaction that also marks it applied: the claim lasts until the transaction ends, so
+    /// every webhook is applied exactly once however many processes share the inbox.
+    fn claim_pending_webhook(&mut self) -> Result<Option<InboxItem>>;
+    fn mark_webhook_applied(&mut self, id: i64, outcome: &str, now: DateTime<Utc>) -> Result<()>;
+}
+
+impl dyn Store + '_ {
+    /// Runs `f` in one transaction and returns its result.
+    pub fn in_transaction<T>(&mut self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.transaction(&mut |tx| {
+            let f = f.take().expect("a transaction body runs once");
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        Ok(out.expect("a committed transaction ran its body"))
+    }
+
+    /// Finds an account by linked account id or `end_user_origin_id`, as users name them.
+    pub fn find_account(&mut self, key: &str) -> Result<Option<Account>> {
+        if let Some(a) = self.account(key)? {
+            return Ok(Some(a));
+        }
+        let matches: Vec<Account> = self
+            .accounts()?
+            .into_iter()
+            .filter(|a| a.end_user_origin_id.as_deref() == Some(key))
+            .collect();
+        match matches.len() {
+            0 => Ok(None),
+            1 => Ok(matches.into_iter().next()),
+            n => anyhow::bail!(
+                "{n} accounts have end_user_origin_id {key:?} (one per category?); name one by its \
+                 linked account id instead"
+            ),
+        }
+    }
+}
+
+/// The records table of a model: `hris.TimeOffBalance` → `hris_time_off_balance`.
+/// Anything not shaped like `category.Model` is rejected, so a table name is never built from
+/// arbitrary text.
+pub fn records_table(model_id: &str) -> Result<String, StoreError> {
+    let invalid = || StoreError::InvalidModelId(model_id.to_string());
+    let (category, model) = model_id.split_once('.').ok_or_else(invalid)?;
+    let category_ok = !category.is_empty() && category.bytes().all(|b| b.is_ascii_lowercase());
+    let model_ok = !model.is_empty() && model.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !category_ok || !model_ok {
+        return Err(invalid());
+    }
+    let mut table = String::with_capacity(model_id.len() + 8);
+    table.push_str(category);
+    table.push('_');
+    let chars: Vec<char> = model.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            // A new word starts at an upper-case letter after a lower-case letter or digit,
+            // or at the last capital of an acronym run (`CRMAccount` → `crm_account`).
+            let prev = i.checked_sub(1).map(|p| chars[p]);
+            let next = chars.get(i + 1);
+            let boundary = match prev {
+                None => false,
+                Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
+                Some(p) => p.is_ascii_uppercase() && next.is_some_and(|n| n.is_ascii_lowercase()),
+            };
+            if boundary {
+                table.push('_');
             }
-            .into());
+            table.push(c.to_ascii_lowercase());
+        } else {
+            table.push(c);
         }
     }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    match opts.open(path) {
-        Ok(_) => Ok(()),
-        // Another process created it first: fine.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("creating state file {}", path.display())),
-    }
+    Ok(table)
 }
 
-fn configure(conn: &Connection, path: &Path) -> Result<()> {
-    conn.busy_timeout(Duration::from_secs(30))?;
-    // The first statement that reads the file tells whether it is SQLite at all.
-    let mode: String = match journal_mode_wal(conn) {
-        Ok(m) => m,
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if matches!(
-                e.code,
-                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
-            ) =>
-        {
-            return Err(StoreError::NotSqlite {
-                path: path.to_path_buf(),
-            }
-            .into())
-        }
-        Err(e) => return Err(e).with_context(|| format!("opening state file {}", path.display())),
-    };
-    if !mode.eq_ignore_ascii_case("wal") {
-        log::warn!("state file {} is not in WAL mode ({mode})", path.display());
-    }
-    // A checkpoint every ~40 MB of WAL instead of SQLite's 4 MB: checkpoints (copying pages
-    // back and fsyncing) were ~60% of a large initial fetch. Durability is unchanged: a commit
-    // in WAL mode with synchronous=NORMAL is as safe whatever the checkpoint interval; only
-    // the WAL file grows larger between checkpoints.
-    conn.execute_batch(
-        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000;",
-    )
-    .with_context(|| format!("configuring state file {}", path.display()))?;
-    Ok(())
-}
-
-/// Switches to WAL. Changing the journal mode does not wait on the busy handler, so when
-/// another process is creating the same file at this instant, try again for a while.
-fn journal_mode_wal(conn: &Connection) -> rusqlite::Result<String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(20 + fastrand::u64(0..30)));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Opens a read-only connection without migrating, for callers that must not write.
-pub fn open_read_only(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| format!("opening state file {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    Ok(conn)
-}
+#[cfg(test)]
+mod contract;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn creates_the_state_file_private_and_in_wal_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let store = Store::open(&path).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+    fn table_names_are_snake_case_of_the_model_id() {
+        let cases = [
+            ("hris.Employee", "hris_employee"),
+            ("hris.TimeOffBalance", "hris_time_off_balance"),
+            (
+                "filestorage.FileStorageFile",
+                "filestorage_file_storage_file",
+            ),
+            ("crm.CRMAccount", "crm_crm_account"),
+            ("accounting.Invoices", "accounting_invoices"),
+            ("ats.EEOC", "ats_eeoc"),
+            ("hris.Employee2Group", "hris_employee2_group"),
+        ];
+        for (id, table) in cases {
+            assert_eq!(records_table(id).unwrap(), table, "{id}");
         }
-        let mode: String = store
-            .conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
     }
 
     #[test]
-    fn refuses_a_file_that_is_not_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        std::fs::write(
-            &path,
-            b"this is a text file, not a database, and it is long enough",
-        )
-        .unwrap();
-        let err = Store::open(&path).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("not a merge-sync state file"),
-            "{err:#}"
-        );
-        // Nothing was written over it.
-        assert!(std::fs::read(&path)
-            .unwrap()
-            .starts_with(b"this is a text file"));
-    }
-
-    #[test]
-    fn refuses_a_newer_state_file_naming_both_versions() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.pragma_update(None, "user_version", 99).unwrap();
+    fn model_ids_that_are_not_category_dot_model_are_rejected() {
+        for bad in [
+            "",
+            "hris",
+            "hris.",
+            ".Employee",
+            "HRIS.Employee",
+            "hris.Employee; DROP TABLE linked_accounts",
+            "hris.Emp-loyee",
+            "hris.Employee.x",
+            "hr is.Employee",
+            "hris.Employé",
+        ] {
+            assert!(records_table(bad).is_err(), "{bad:?} accepted");
         }
-        let err = Store::open(&path).unwrap_err();
-        let msg = format!("{err:#}");
-        assert!(
-            msg.contains("99") && msg.contains(&CURRENT_VERSION.to_string()),
-            "{msg}"
-        );
     }
 }

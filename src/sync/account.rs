@@ -1,25 +1,23 @@
 //! One pass over one linked account: sync-status, detection, fetches, bookkeeping.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use super::detect::{failure_backoff, plan_account, PlanOptions};
+use super::detect::{failure_backoff, next_poll_after_success, plan_account, PlanOptions};
 use super::fetch::{fetch_model, FetchProgress, FetchTotals};
 use super::hook::run_initial_sync_hook;
-use super::lock::AccountLock;
 use crate::merge::limits::RateLimiter;
 use crate::merge::{MergeClient, MergeError};
-use crate::store::{Account, Store};
+use crate::store::{Account, AccountLock, Location, Store};
 
 /// Everything a pass needs besides the account: shared by every thread of a run.
 #[derive(Clone)]
 pub struct Engine {
     pub client: MergeClient,
-    pub db_path: PathBuf,
+    pub db: Location,
     /// Requests per minute per linked account.
     pub rate_limit: u32,
     pub on_initial_sync_complete: Option<String>,
@@ -32,13 +30,13 @@ pub struct Engine {
 impl Engine {
     pub fn new(
         client: MergeClient,
-        db_path: PathBuf,
+        db: Location,
         rate_limit: u32,
         on_initial_sync_complete: Option<String>,
     ) -> Engine {
         Engine {
             client,
-            db_path,
+            db,
             rate_limit,
             on_initial_sync_complete,
             clock: Utc::now,
@@ -71,11 +69,11 @@ impl PassSummary {
 }
 
 /// Runs a pass while holding the account's `lock`: the account's request budget is handed
-/// over through the lock file, so passes in processes that follow each other share it.
+/// over through the lock, so passes in processes that follow each other share it.
 pub fn run_locked_pass(
     engine: &Engine,
-    lock: &AccountLock,
-    store: &mut Store,
+    lock: &mut dyn AccountLock,
+    store: &mut dyn Store,
     account: &Account,
     options: &PlanOptions,
     progress: &mut dyn FnMut(&FetchProgress),
@@ -98,7 +96,7 @@ pub fn run_locked_pass(
 /// store. The returned error is the account's failure for this run.
 pub fn run_pass(
     engine: &Engine,
-    store: &mut Store,
+    store: &mut dyn Store,
     account: &Account,
     options: &PlanOptions,
     progress: &mut dyn FnMut(&FetchProgress),
@@ -130,7 +128,13 @@ pub fn run_pass(
                 (false, None) => now,
                 (true, _) => *next_poll_at,
             };
-            store.record_account_success(id, next, now)?;
+            // Decided on the model rows as they stand when the outcome is stored, so a
+            // webhook that arrived during the pass is not lost.
+            store.in_transaction(|tx| {
+                tx.lock_account(id)?;
+                let next = next_poll_after_success(&tx.model_states(id)?, next);
+                tx.record_account_success(id, next, now)
+            })?;
         }
         Ok((summary, _)) => {
             let msg = summary
@@ -165,7 +169,7 @@ pub fn run_pass(
 
 fn pass(
     engine: &Engine,
-    store: &mut Store,
+    store: &mut dyn Store,
     account: &Account,
     options: &PlanOptions,
     progress: &mut dyn FnMut(&FetchProgress),
@@ -176,10 +180,16 @@ fn pass(
         .client
         .account(&account.category, &account.account_token, limiter);
     let statuses = api.sync_status().map_err(anyhow::Error::from)?;
-    let stored = store.model_states(id)?;
     let now = (engine.clock)();
-    let plan = plan_account(account, &stored, &statuses, options, now);
-    store.save_observed(id, &plan.observed)?;
+    // Planned on rows read under the account's row lock and saved in the same transaction,
+    // so a webhook's readiness or hint saved meanwhile is never overwritten.
+    let plan = store.in_transaction(|tx| {
+        tx.lock_account(id)?;
+        let stored = tx.model_states(id)?;
+        let plan = plan_account(account, &stored, &statuses, options, now);
+        tx.save_observed(id, &plan.observed)?;
+        Ok(plan)
+    })?;
 
     let mut summary = PassSummary {
         models_ready: plan.models_ready,
@@ -227,7 +237,7 @@ fn pass(
     Ok((summary, plan.next_poll_at))
 }
 
-fn run_pending_hook(engine: &Engine, store: &mut Store, account: &Account) -> Result<()> {
+fn run_pending_hook(engine: &Engine, store: &mut dyn Store, account: &Account) -> Result<()> {
     let id = &account.linked_account_id;
     if !store.initial_sync_hook_pending(id)? {
         return Ok(());

@@ -19,6 +19,10 @@ pub struct Window {
     pub after: Option<DateTime<Utc>>,
     pub before: DateTime<Utc>,
     pub cursor: Option<String>,
+    /// What the model's high-water mark (`merge_last_sync_finished`) becomes once the
+    /// window's last page is written: never lower than what earlier windows covered, so the
+    /// mark only moves forward whatever order windows finish in.
+    pub high_water: DateTime<Utc>,
 }
 
 /// What to fetch for one model, in order.
@@ -171,6 +175,7 @@ pub fn plan_account(
                 after: p.window_after,
                 before,
                 cursor: Some(c.clone()),
+                high_water: before.max(have.unwrap_or(before)),
             }),
             _ => None,
         });
@@ -182,6 +187,7 @@ pub fn plan_account(
                     after: None,
                     before: b,
                     cursor: None,
+                    high_water: b,
                 });
             }
         } else {
@@ -197,6 +203,7 @@ pub fn plan_account(
                         after: covered.map(|c| c - overlap),
                         before: b,
                         cursor: None,
+                        high_water: b,
                     });
                 }
             }
@@ -238,6 +245,43 @@ pub fn plan_account(
         skips,
         next_poll_at,
     }
+}
+
+/// When an account that just passed is next due: `scheduled`, unless a webhook announced a
+/// finished sync of a ready, enabled model that the mirror does not hold yet (it arrived
+/// during the pass): then it stays due now (`None`). `states` are read in the same
+/// transaction that stores the answer, so a hint cannot slip in between.
+pub fn next_poll_after_success(
+    states: &[ModelState],
+    scheduled: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let hint_pending = states.iter().any(|m| {
+        m.ready
+            && m.status.as_deref().is_some_and(|s| s != "DISABLED")
+            && m.hinted_last_sync_finished
+                .is_some_and(|hinted| m.merge_last_sync_finished.is_none_or(|have| hinted > have))
+    });
+    (!hint_pending).then_some(scheduled)
+}
+
+/// A webhook's news merged into a model's stored state: `(hinted_last_sync_finished, ready)`.
+/// The hint only moves forward (late or duplicate deliveries change nothing) and readiness
+/// never goes back.
+pub fn merge_hint(
+    prev: Option<&ModelState>,
+    finished: DateTime<Utc>,
+    ready: bool,
+) -> (DateTime<Utc>, bool) {
+    let hinted = prev
+        .and_then(|p| p.hinted_last_sync_finished)
+        .map_or(finished, |h| h.max(finished));
+    (hinted, ready || prev.is_some_and(|p| p.ready))
+}
+
+/// Whether a webhook's news makes the account due now. An account backing off after failures
+/// keeps its backoff: the webhook's hint waits for the next attempt.
+pub fn due_on_webhook(account: &Account) -> bool {
+    account.consecutive_failures == 0
 }
 
 /// How long until the next scheduled poll (SPEC §6): every 10 minutes during the initial
@@ -538,7 +582,8 @@ mod tests {
             vec![Window {
                 after: None,
                 before: t("2026-11-29T11:30:00Z"),
-                cursor: None
+                cursor: None,
+                high_water: t("2026-11-29T11:30:00Z"),
             }]
         );
     }
@@ -647,5 +692,79 @@ mod tests {
         let plan = plan_account(&a, &[], &statuses, &PlanOptions::default(), now());
         assert_eq!(plan.models_enabled, 1);
         assert!(plan.initial_sync_completed_now);
+    }
+
+    #[test]
+    fn the_high_water_mark_never_goes_back() {
+        // A resumed window whose bound is older than what is already covered (a `--full`
+        // re-read interrupted after a newer window completed) must not lower the mark.
+        let mut s = stored("hris.Employee", true, Some("2026-11-29T11:00:00Z"));
+        s.cursor = Some("c2".into());
+        s.window_before = Some(t("2026-11-29T10:00:00Z"));
+        let statuses = [st(
+            "hris.Employee",
+            "DONE",
+            false,
+            Some("DONE"),
+            Some("2026-11-29T11:30:00Z"),
+        )];
+        let plan = plan_account(
+            &account(true),
+            &[s],
+            &statuses,
+            &PlanOptions::default(),
+            now(),
+        );
+        let w = &plan.fetches[0].windows;
+        assert_eq!(w[0].before, t("2026-11-29T10:00:00Z"));
+        assert_eq!(w[0].high_water, t("2026-11-29T11:00:00Z"));
+        assert_eq!(w[1].high_water, t("2026-11-29T11:30:00Z"));
+    }
+
+    #[test]
+    fn an_account_stays_due_while_a_newer_hint_is_pending() {
+        let later = now() + Duration::minutes(30);
+        let mut m = stored("hris.Employee", true, Some("2026-11-29T11:00:00Z"));
+        m.status = Some("DONE".into());
+        // (hinted, ready, status, expected next poll)
+        let cases = [
+            (None, true, "DONE", Some(later)),
+            (Some("2026-11-29T10:00:00Z"), true, "DONE", Some(later)),
+            (Some("2026-11-29T11:00:00Z"), true, "DONE", Some(later)),
+            (Some("2026-11-29T11:30:00Z"), true, "DONE", None),
+            (Some("2026-11-29T11:30:00Z"), false, "DONE", Some(later)),
+            (Some("2026-11-29T11:30:00Z"), true, "DISABLED", Some(later)),
+        ];
+        for (hinted, ready, status, want) in cases {
+            let mut m = m.clone();
+            m.hinted_last_sync_finished = hinted.map(t);
+            m.ready = ready;
+            m.status = Some(status.into());
+            assert_eq!(
+                next_poll_after_success(&[m], later),
+                want,
+                "{hinted:?} {ready} {status}"
+            );
+        }
+        let mut never_fetched = stored("hris.Employee", true, None);
+        never_fetched.status = Some("SYNCING".into());
+        never_fetched.hinted_last_sync_finished = Some(t("2026-11-29T09:00:00Z"));
+        assert_eq!(next_poll_after_success(&[never_fetched], later), None);
+    }
+
+    #[test]
+    fn a_hint_only_moves_forward_and_readiness_never_goes_back() {
+        let mut prev = stored("hris.Employee", true, None);
+        prev.hinted_last_sync_finished = Some(t("2026-11-29T11:00:00Z"));
+        let older = t("2026-11-29T10:00:00Z");
+        let newer = t("2026-11-29T11:30:00Z");
+        assert_eq!(
+            merge_hint(Some(&prev), older, false),
+            (t("2026-11-29T11:00:00Z"), true)
+        );
+        assert_eq!(merge_hint(Some(&prev), newer, false), (newer, true));
+        assert_eq!(merge_hint(None, older, false), (older, false));
+        prev.ready = false;
+        assert_eq!(merge_hint(Some(&prev), newer, true), (newer, true));
     }
 }

@@ -36,7 +36,7 @@ pub struct FetchTotals {
 /// committed page, which the next run resumes from.
 pub fn fetch_model(
     api: &AccountApi,
-    store: &mut Store,
+    store: &mut dyn Store,
     linked_account_id: &str,
     plan: &FetchPlan,
     clock: &dyn Fn() -> DateTime<Utc>,
@@ -95,7 +95,7 @@ fn is_rejected_cursor(e: &anyhow::Error) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn fetch_window(
     api: &AccountApi,
-    store: &mut Store,
+    store: &mut dyn Store,
     linked_account_id: &str,
     plan: &FetchPlan,
     window: &Window,
@@ -133,6 +133,7 @@ fn fetch_window(
                     window_after: window.after,
                     window_before: window.before,
                     next_cursor: next.as_deref(),
+                    high_water: window.high_water,
                     started_at,
                     now: clock(),
                 },

@@ -8,9 +8,8 @@ use anyhow::Result;
 use super::account::{run_locked_pass, Engine, PassSummary};
 use super::detect::PlanOptions;
 use super::fetch::FetchProgress;
-use super::lock::AccountLock;
 use crate::merge::MergeError;
-use crate::store::{Account, Store};
+use crate::store::{self, Account};
 
 /// Which accounts a run visits.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +78,7 @@ pub fn poll(
     options: &PollOptions,
     progress: &(dyn Fn(&FetchProgress) + Sync),
 ) -> Result<PollReport> {
-    let accounts = Store::open(&engine.db_path)?.accounts()?;
+    let accounts = store::open(&engine.db)?.accounts()?;
     let (due, not_due) = select_accounts(accounts, options, (engine.clock)());
     let queue = Mutex::new(VecDeque::from(due));
     let report = Mutex::new(PollReport {
@@ -92,14 +91,14 @@ pub fn poll(
         let mut handles = Vec::new();
         for _ in 0..jobs {
             handles.push(scope.spawn(|| -> Result<()> {
-                let mut store = Store::open(&engine.db_path)?;
+                let mut store = store::open(&engine.db)?;
                 loop {
                     let Some(account) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
                     else {
                         return Ok(());
                     };
                     let id = account.linked_account_id.clone();
-                    let Some(lock) = AccountLock::try_acquire(&engine.db_path, &id)? else {
+                    let Some(mut lock) = store.try_lock_account(&id)? else {
                         log::info!(account = id.as_str(); "{id}: another merge-sync is syncing it; skipped");
                         report
                             .lock()
@@ -119,8 +118,8 @@ pub fn poll(
                     let mut show = |p: &FetchProgress| progress(p);
                     let result = run_locked_pass(
                         engine,
-                        &lock,
-                        &mut store,
+                        lock.as_mut(),
+                        store.as_mut(),
                         &account,
                         &PlanOptions::default(),
                         &mut show,

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use super::detect::effective_result;
+use super::detect::{due_on_webhook, effective_result, merge_hint};
 use crate::merge::catalog;
 use crate::store::{Account, NewAccount, Store};
 use crate::webhook::{self, WebhookKind};
@@ -50,33 +50,42 @@ impl Applied {
     }
 }
 
-/// Applies every pending webhook in the inbox, oldest first; returns what each did.
-pub fn apply_pending(store: &mut Store, now: DateTime<Utc>) -> Result<Vec<Applied>> {
-    let pending = store.pending_webhooks()?;
-    let mut out = Vec::with_capacity(pending.len());
-    for item in &pending {
-        let applied = apply(store, &item.body, now)?;
-        match &applied {
-            Applied::UnknownAccount | Applied::Malformed(_) => {
-                log::warn!(
-                    "webhook {} received {}: {}",
-                    item.id,
-                    item.received_at,
-                    applied.describe()
-                )
+/// Applies every pending webhook in the inbox, oldest first; returns what each did. Each is
+/// claimed, applied and marked applied in one transaction, so it is applied exactly once even
+/// when several processes share the inbox, and not at all if this one dies midway.
+pub fn apply_pending(store: &mut dyn Store, now: DateTime<Utc>) -> Result<Vec<Applied>> {
+    let mut out = Vec::new();
+    loop {
+        let applied = store.in_transaction(|tx| {
+            let Some(item) = tx.claim_pending_webhook()? else {
+                return Ok(None);
+            };
+            let applied = apply(tx, &item.body, now)?;
+            match &applied {
+                Applied::UnknownAccount | Applied::Malformed(_) => {
+                    log::warn!(
+                        "webhook {} received {}: {}",
+                        item.id,
+                        item.received_at,
+                        applied.describe()
+                    )
+                }
+                other => log::info!("webhook {}: {}", item.id, other.describe()),
             }
-            other => log::info!("webhook {}: {}", item.id, other.describe()),
+            tx.mark_webhook_applied(item.id, &applied.describe(), now)?;
+            Ok(Some(applied))
+        })?;
+        match applied {
+            Some(applied) => out.push(applied),
+            None => return Ok(out),
         }
-        store.mark_webhook_applied(item.id, &applied.describe(), now)?;
-        out.push(applied);
     }
-    Ok(out)
 }
 
 /// The account a webhook is about: by `linked_account.id`; only when the webhook names no id,
 /// by `data.account_token`, else by `end_user_origin_id`. An id we do not know is another
 /// linked account (one we do not mirror, or a relink under a new id), never a near match.
-fn find_account(store: &Store, w: &webhook::Webhook) -> Result<Option<Account>> {
+fn find_account(store: &mut dyn Store, w: &webhook::Webhook) -> Result<Option<Account>> {
     if let Some(id) = &w.linked_account.id {
         return store.account(id);
     }
@@ -104,8 +113,9 @@ fn find_account(store: &Store, w: &webhook::Webhook) -> Result<Option<Account>> 
     Ok(None)
 }
 
-/// Applies one verified webhook body.
-pub fn apply(store: &mut Store, body: &[u8], now: DateTime<Utc>) -> Result<Applied> {
+/// Applies one verified webhook body. Call it inside a transaction: it reads the account's
+/// rows under the account's row lock, decides, and writes.
+pub fn apply(store: &mut dyn Store, body: &[u8], now: DateTime<Utc>) -> Result<Applied> {
     let w = match webhook::parse(body) {
         Ok(w) => w,
         Err(e) => return Ok(Applied::Malformed(e.to_string())),
@@ -118,10 +128,13 @@ pub fn apply(store: &mut Store, body: &[u8], now: DateTime<Utc>) -> Result<Appli
         WebhookKind::ModelSynced { hint } => vec![hint.clone()],
         _ => return Ok(Applied::Ignored(format!("event {}", w.event))),
     };
-    let Some(account) = find_account(store, &w)? else {
+    let Some(found) = find_account(store, &w)? else {
         return Ok(Applied::UnknownAccount);
     };
-    let id = account.linked_account_id.clone();
+    let id = found.linked_account_id.clone();
+    let Some(account) = store.lock_account(&id)? else {
+        return Ok(Applied::UnknownAccount);
+    };
     let states = store.model_states(&id)?;
     let mut due = Vec::new();
     for h in hints.iter().filter(|h| account.wants_model(&h.model_id)) {
@@ -162,22 +175,25 @@ pub fn apply(store: &mut Store, body: &[u8], now: DateTime<Utc>) -> Result<Appli
             continue;
         };
         // Before initial sync completes, a DONE counts toward the model's readiness.
-        let ready = prev.ready || result == Some("DONE") || h.is_initial_sync == Some(false);
-        store.save_hint(&id, &h.model_id, Some(finished), ready)?;
+        let done = result == Some("DONE") || h.is_initial_sync == Some(false);
+        let (hinted, ready) = merge_hint(Some(prev), finished, done);
+        store.save_hint(&id, &h.model_id, Some(hinted), ready)?;
     }
     if due.is_empty() {
         return Ok(Applied::NothingNew {
             linked_account_id: id,
         });
     }
-    store.make_due(&id)?;
+    if due_on_webhook(&account) {
+        store.set_next_poll(&id, None)?;
+    }
     Ok(Applied::Due {
         linked_account_id: id,
         models: due,
     })
 }
 
-fn link(store: &mut Store, w: &webhook::Webhook, now: DateTime<Utc>) -> Result<Applied> {
+fn link(store: &mut dyn Store, w: &webhook::Webhook, now: DateTime<Utc>) -> Result<Applied> {
     let (Some(token), Some(id)) = (&w.account_token, &w.linked_account.id) else {
         return Ok(Applied::Ignored(
             "LinkedAccount.linked without an account token or id".into(),

@@ -70,6 +70,11 @@ impl Env {
         c
     }
 
+    /// The state store the commands use, through merge-sync's own interface.
+    pub fn store(&self) -> Box<dyn merge_sync::store::Store> {
+        merge_sync::store::open(&merge_sync::store::Location::Sqlite(self.db())).unwrap()
+    }
+
     pub fn sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).unwrap()
     }

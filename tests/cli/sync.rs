@@ -381,9 +381,8 @@ fn a_killed_fetch_resumes_and_the_mirror_equals_merge() {
     );
     // The killed run's requests are on record for the next run's rate limit.
     {
-        let lock = merge_sync::sync::AccountLock::try_acquire(&env.db(), ACME)
-            .unwrap()
-            .unwrap();
+        let mut store = env.store();
+        let mut lock = store.try_lock_account(ACME).unwrap().unwrap();
         let (recorded, sent) = (
             lock.recent_requests().len(),
             requests_for(&fake, ACME_TOKEN).len(),
@@ -492,12 +491,9 @@ fn two_polls_at_once_never_sync_the_same_account_twice() {
 #[test]
 fn a_poll_that_finds_every_account_taken_exits_zero_with_one_warning() {
     let (_fake, env) = setup(5);
-    let _a = merge_sync::sync::AccountLock::try_acquire(&env.db(), ACME)
-        .unwrap()
-        .unwrap();
-    let _b = merge_sync::sync::AccountLock::try_acquire(&env.db(), GLOBEX)
-        .unwrap()
-        .unwrap();
+    let mut store = env.store();
+    let _a = store.try_lock_account(ACME).unwrap().unwrap();
+    let _b = store.try_lock_account(GLOBEX).unwrap().unwrap();
     let out = env.cmd().arg("poll").output().unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -612,9 +608,8 @@ fn request_times_are_left_for_the_next_process_so_the_rate_limit_spans_runs() {
         .assert()
         .success();
     let made = requests_for(&fake, ACME_TOKEN).len();
-    let lock = merge_sync::sync::AccountLock::try_acquire(&env.db(), ACME)
-        .unwrap()
-        .unwrap();
+    let mut store = env.store();
+    let mut lock = store.try_lock_account(ACME).unwrap().unwrap();
     let times = lock.recent_requests();
     assert_eq!(times.len(), made, "every request of the run is handed over");
     let age = std::time::SystemTime::now()

@@ -1,6 +1,7 @@
 //! One writer per account across processes: an OS file lock per account, beside the state
 //! file. The kernel releases it when its holder exits, however it exits, so a crash never
-//! stalls an account.
+//! stalls an account. The lock file also carries the account's recent request times from
+//! one holder to the next.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -10,10 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use crate::store::{AccountLock, RequestJournal};
+
 /// A held account lock; released on drop.
 #[derive(Debug)]
-pub struct AccountLock {
-    _file: File,
+pub struct FileLock {
+    file: File,
 }
 
 /// The directory holding the lock files of the state file at `db`.
@@ -23,9 +26,9 @@ pub fn lock_dir(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
-impl AccountLock {
+impl FileLock {
     /// Takes the account's lock, or returns `None` when another process (or thread) holds it.
-    pub fn try_acquire(db: &Path, linked_account_id: &str) -> Result<Option<AccountLock>> {
+    pub fn try_acquire(db: &Path, linked_account_id: &str) -> Result<Option<FileLock>> {
         let dir = lock_dir(db);
         if !dir.exists() {
             let mut builder = std::fs::DirBuilder::new();
@@ -51,7 +54,7 @@ impl AccountLock {
             .open(&path)
             .with_context(|| format!("opening lock file {}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(AccountLock { _file: file })),
+            Ok(()) => Ok(Some(FileLock { file })),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => {
                 Err(e).with_context(|| format!("locking {}", path.display()))
@@ -60,14 +63,12 @@ impl AccountLock {
     }
 }
 
-impl AccountLock {
-    /// When the account's recent requests were sent, as the previous holder left them (one
-    /// Unix time in milliseconds per line). Only the holder reads or writes them, so the
-    /// per-account rate limit holds across processes that follow each other.
-    pub fn recent_requests(&self) -> Vec<SystemTime> {
+impl AccountLock for FileLock {
+    /// One Unix time in milliseconds per line. Only the holder reads or writes them.
+    fn recent_requests(&mut self) -> Vec<SystemTime> {
         let mut text = String::new();
-        if (&self._file).seek(SeekFrom::Start(0)).is_err()
-            || (&self._file).read_to_string(&mut text).is_err()
+        if (&self.file).seek(SeekFrom::Start(0)).is_err()
+            || (&self.file).read_to_string(&mut text).is_err()
         {
             return Vec::new();
         }
@@ -77,25 +78,32 @@ impl AccountLock {
             .collect()
     }
 
-    /// Leaves the account's recent request times for the next holder, dropping older ones.
     /// Written over the old list before it is cut to length, so a crash in between leaves
     /// more times, never fewer.
-    pub fn save_requests(&self, times: &[SystemTime]) -> Result<()> {
+    fn save_requests(&mut self, times: &[SystemTime]) -> Result<()> {
         let text: String = times
             .iter()
             .filter_map(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| format!("{}\n", d.as_millis()))
             .collect();
-        let mut f = &self._file;
+        let mut f = &self.file;
         f.seek(SeekFrom::Start(0))?;
         f.write_all(text.as_bytes())?;
         f.set_len(text.len() as u64)?;
         Ok(())
     }
 
-    /// A handle on the lock file for appending request times as they are made.
-    pub fn journal(&self) -> Result<File> {
-        Ok(self._file.try_clone()?)
+    fn journal(&mut self) -> Result<RequestJournal> {
+        let mut file = self.file.try_clone()?;
+        Ok(Box::new(move |at: SystemTime| {
+            let ms = at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            file.seek(SeekFrom::End(0))?;
+            file.write_all(format!("{ms}\n").as_bytes())?;
+            Ok(())
+        }))
     }
 }
 
@@ -107,12 +115,12 @@ mod tests {
     fn a_second_holder_is_refused_until_the_first_lets_go() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("s.db");
-        let first = AccountLock::try_acquire(&db, "la1").unwrap();
+        let first = FileLock::try_acquire(&db, "la1").unwrap();
         assert!(first.is_some());
-        assert!(AccountLock::try_acquire(&db, "la1").unwrap().is_none());
-        assert!(AccountLock::try_acquire(&db, "la2").unwrap().is_some());
+        assert!(FileLock::try_acquire(&db, "la1").unwrap().is_none());
+        assert!(FileLock::try_acquire(&db, "la2").unwrap().is_some());
         drop(first);
-        assert!(AccountLock::try_acquire(&db, "la1").unwrap().is_some());
+        assert!(FileLock::try_acquire(&db, "la1").unwrap().is_some());
     }
 
     #[test]
@@ -121,12 +129,12 @@ mod tests {
         let db = dir.path().join("s.db");
         let t = UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
         {
-            let lock = AccountLock::try_acquire(&db, "la1").unwrap().unwrap();
+            let mut lock = FileLock::try_acquire(&db, "la1").unwrap().unwrap();
             assert!(lock.recent_requests().is_empty());
             lock.save_requests(&[t, t + Duration::from_secs(1)])
                 .unwrap();
         }
-        let lock = AccountLock::try_acquire(&db, "la1").unwrap().unwrap();
+        let mut lock = FileLock::try_acquire(&db, "la1").unwrap().unwrap();
         assert_eq!(lock.recent_requests(), vec![t, t + Duration::from_secs(1)]);
     }
 }

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// Migration N (1-based) brings the schema from version N-1 to N.
 const MIGRATIONS: &[&str] = &[

@@ -1,0 +1,455 @@
+//! The store contract: one suite of behaviour every backend must show, run against each.
+//! A backend passes by being handed to [`run_all`] through a fixture that opens fresh stores
+//! on one empty database.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+
+/// Opens stores (separate connections) on one empty database for the life of a test.
+pub struct Fixture {
+    pub open: Box<dyn Fn() -> Box<dyn Store>>,
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    crate::time::parse(s).unwrap()
+}
+
+fn new(id: &str, token: &str) -> NewAccount {
+    NewAccount {
+        linked_account_id: id.into(),
+        end_user_origin_id: Some(format!("org-{id}")),
+        category: "hris".into(),
+        integration_slug: Some("bamboohr".into()),
+        account_token: Secret::new(token),
+        models: None,
+    }
+}
+
+fn observed(model: &str, ready: bool) -> ObservedStatus {
+    ObservedStatus {
+        model_id: model.into(),
+        status: "DONE".into(),
+        last_sync_result: Some("DONE".into()),
+        is_initial_sync: false,
+        ready,
+        last_sync_start: Some(t("2026-03-01T09:00:00Z")),
+        next_sync_start: Some(t("2026-03-01T10:00:00Z")),
+        last_sync_finished: Some(t("2026-03-01T09:30:00Z")),
+    }
+}
+
+fn row(id: &str, modified: &str, data: &str) -> RecordRow {
+    RecordRow {
+        id: id.into(),
+        remote_id: Some(format!("r-{id}")),
+        created_at: Some(crate::time::normalize("2026-01-01T00:00:00Z")),
+        modified_at: Some(crate::time::normalize(modified)),
+        remote_was_deleted: false,
+        data: data.into(),
+    }
+}
+
+fn progress(cursor: Option<&str>, high_water: DateTime<Utc>) -> PageProgress<'_> {
+    PageProgress {
+        window_after: None,
+        window_before: high_water,
+        next_cursor: cursor,
+        high_water,
+        started_at: t("2026-03-02T00:00:00Z"),
+        now: t("2026-03-02T00:00:01Z"),
+    }
+}
+
+type ContractTest = (&'static str, fn(&Fixture));
+
+/// Every contract test, in order; a failure names the test.
+pub fn run_all(fixture: &Fixture) {
+    let tests: &[ContractTest] = &[
+        (
+            "relinking keeps state",
+            relinking_an_account_keeps_its_state,
+        ),
+        (
+            "accounts are found",
+            accounts_are_found_by_id_origin_or_token,
+        ),
+        ("completion once", initial_sync_completion_is_recorded_once),
+        ("schedule", the_schedule_is_stored_as_given),
+        (
+            "observed",
+            observed_status_is_saved_as_given_keeping_progress,
+        ),
+        ("hints", hints_are_saved_as_given),
+        ("pages", pages_carry_their_cursor_and_the_high_water_mark),
+        ("older copies", an_older_copy_never_replaces_a_newer_one),
+        ("remove", removing_an_account_purges_only_when_asked),
+        (
+            "inbox",
+            the_inbox_stores_duplicates_once_and_applies_each_once,
+        ),
+        ("rollback", a_failed_transaction_leaves_nothing_behind),
+        ("locks", an_account_lock_excludes_a_second_holder),
+        (
+            "request times",
+            request_times_pass_from_one_lock_holder_to_the_next,
+        ),
+    ];
+    for (name, test) in tests {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(fixture)));
+        if let Err(e) = outcome {
+            panic!("store contract test {name:?} failed: {e:?}");
+        }
+    }
+}
+
+fn relinking_an_account_keeps_its_state(f: &Fixture) {
+    let mut store = (f.open)();
+    let now = Utc::now();
+    assert_eq!(
+        store
+            .upsert_account(&new("rl1", "tok-old-1234"), now)
+            .unwrap(),
+        UpsertOutcome::Added
+    );
+    store.mark_initial_sync_complete("rl1", now).unwrap();
+    store
+        .record_account_failure("rl1", "boom", now + chrono::Duration::hours(1), now)
+        .unwrap();
+    assert_eq!(
+        store
+            .upsert_account(&new("rl1", "tok-new-5678"), now)
+            .unwrap(),
+        UpsertOutcome::Relinked
+    );
+    let a = store.account("rl1").unwrap().unwrap();
+    assert_eq!(a.account_token.expose(), "tok-new-5678");
+    assert!(a.initial_sync_complete);
+    assert_eq!(a.consecutive_failures, 0, "a relink forgets old failures");
+    assert!(a.next_poll_at.is_none(), "a relinked account is due now");
+    assert_eq!(a.end_user_origin_id.as_deref(), Some("org-rl1"));
+}
+
+fn accounts_are_found_by_id_origin_or_token(f: &Fixture) {
+    let mut store = (f.open)();
+    let mut with_models = new("fa1", "tok-aaaa-1111");
+    with_models.models = Some(vec!["hris.Employee".into()]);
+    store.upsert_account(&with_models, Utc::now()).unwrap();
+    let a = store.find_account("fa1").unwrap().unwrap();
+    assert_eq!(a.models, Some(vec!["hris.Employee".to_string()]));
+    assert_eq!(a.status, AccountStatus::Active);
+    assert!(store.find_account("org-fa1").unwrap().is_some());
+    assert!(store.find_account("nobody").unwrap().is_none());
+    let by_token = store.find_account_by_token("tok-aaaa-1111").unwrap();
+    assert_eq!(by_token.unwrap().linked_account_id, "fa1");
+    let ids: Vec<String> = store
+        .accounts()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.linked_account_id)
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "accounts come ordered by id");
+    store
+        .set_account_status("fa1", AccountStatus::Disabled, Utc::now())
+        .unwrap();
+    assert_eq!(
+        store.account("fa1").unwrap().unwrap().status,
+        AccountStatus::Disabled
+    );
+}
+
+fn initial_sync_completion_is_recorded_once(f: &Fixture) {
+    let mut store = (f.open)();
+    store
+        .upsert_account(&new("ic1", "tok-aaaa-2222"), Utc::now())
+        .unwrap();
+    let started = t("2026-03-01T08:00:00Z");
+    store.mark_initial_sync_started("ic1", started).unwrap();
+    store
+        .mark_initial_sync_started("ic1", t("2026-03-01T09:00:00Z"))
+        .unwrap();
+    assert!(!store.initial_sync_hook_pending("ic1").unwrap());
+    assert!(store.mark_initial_sync_complete("ic1", Utc::now()).unwrap());
+    assert!(!store.mark_initial_sync_complete("ic1", Utc::now()).unwrap());
+    let a = store.account("ic1").unwrap().unwrap();
+    assert_eq!(a.initial_sync_started_at, Some(started), "kept once set");
+    assert!(store.initial_sync_hook_pending("ic1").unwrap());
+    store.set_hook_error("ic1", Some("hook failed")).unwrap();
+    assert!(!store.initial_sync_hook_pending("ic1").unwrap());
+    assert_eq!(
+        store.account("ic1").unwrap().unwrap().hook_error.as_deref(),
+        Some("hook failed")
+    );
+}
+
+fn the_schedule_is_stored_as_given(f: &Fixture) {
+    let mut store = (f.open)();
+    let now = t("2026-03-01T12:00:00.123456Z");
+    store
+        .upsert_account(&new("sc1", "tok-sc1-1234"), now)
+        .unwrap();
+    let later = now + chrono::Duration::minutes(10);
+    store
+        .record_account_success("sc1", Some(later), now)
+        .unwrap();
+    let a = store.account("sc1").unwrap().unwrap();
+    assert_eq!(a.next_poll_at, Some(later));
+    assert_eq!(a.last_polled_at, Some(now));
+    store
+        .record_account_failure("sc1", "e1", later, now)
+        .unwrap();
+    store
+        .record_account_failure("sc1", "e2", later, now)
+        .unwrap();
+    let a = store.account("sc1").unwrap().unwrap();
+    assert_eq!(
+        (a.consecutive_failures, a.last_error.as_deref()),
+        (2, Some("e2"))
+    );
+    store.set_next_poll("sc1", None).unwrap();
+    assert!(store
+        .account("sc1")
+        .unwrap()
+        .unwrap()
+        .next_poll_at
+        .is_none());
+    store.record_account_success("sc1", None, now).unwrap();
+    let a = store.account("sc1").unwrap().unwrap();
+    assert_eq!((a.consecutive_failures, a.last_error), (0, None));
+}
+
+fn observed_status_is_saved_as_given_keeping_progress(f: &Fixture) {
+    let mut store = (f.open)();
+    store
+        .upsert_account(&new("ob1", "tok-ob1-1234"), Utc::now())
+        .unwrap();
+    store
+        .save_observed("ob1", &[observed("hris.Employee", true)])
+        .unwrap();
+    let hw = t("2026-03-01T09:30:00Z");
+    store
+        .write_page("ob1", "hris.Employee", &[], &progress(Some("c2"), hw))
+        .unwrap();
+    // The planner decides readiness; the store writes what it is told.
+    let mut later = observed("hris.Employee", false);
+    later.status = "SYNCING".into();
+    store.save_observed("ob1", &[later]).unwrap();
+    let m = &store.model_states("ob1").unwrap()[0];
+    assert_eq!(m.status.as_deref(), Some("SYNCING"));
+    assert!(!m.ready);
+    assert_eq!(m.is_initial_sync, Some(false));
+    assert_eq!(m.merge_next_sync_start, Some(t("2026-03-01T10:00:00Z")));
+    assert_eq!(m.reported_last_sync_finished, Some(hw));
+    assert_eq!(m.cursor.as_deref(), Some("c2"), "progress kept");
+    store
+        .set_model_error("ob1", "hris.Employee", Some("bad"))
+        .unwrap();
+    assert_eq!(
+        store.model_states("ob1").unwrap()[0].last_error.as_deref(),
+        Some("bad")
+    );
+    store.clear_cursor("ob1", "hris.Employee").unwrap();
+    let m = &store.model_states("ob1").unwrap()[0];
+    assert_eq!((m.cursor.as_deref(), m.window_before), (None, None));
+}
+
+fn hints_are_saved_as_given(f: &Fixture) {
+    let mut store = (f.open)();
+    store
+        .upsert_account(&new("hi1", "tok-hi1-1234"), Utc::now())
+        .unwrap();
+    let h = t("2026-03-01T11:00:00.5Z");
+    store
+        .save_hint("hi1", "hris.Employee", Some(h), true)
+        .unwrap();
+    let m = &store.model_states("hi1").unwrap()[0];
+    assert_eq!((m.hinted_last_sync_finished, m.ready), (Some(h), true));
+    assert!(
+        m.status.is_none(),
+        "a hint alone is not a sync-status report"
+    );
+}
+
+fn pages_carry_their_cursor_and_the_high_water_mark(f: &Fixture) {
+    let mut store = (f.open)();
+    store
+        .upsert_account(&new("pg1", "tok-pg1-1234"), Utc::now())
+        .unwrap();
+    store
+        .save_observed("pg1", &[observed("hris.Employee", true)])
+        .unwrap();
+    let hw = t("2026-03-01T09:30:00.000001Z");
+    let page1 = [row("e1", "2026-03-01T09:00:00Z", r#"{"id":"e1"}"#)];
+    assert_eq!(
+        store
+            .write_page("pg1", "hris.Employee", &page1, &progress(Some("cur-2"), hw))
+            .unwrap(),
+        1
+    );
+    let m = &store.model_states("pg1").unwrap()[0];
+    assert_eq!(m.cursor.as_deref(), Some("cur-2"));
+    assert_eq!(m.window_before, Some(hw));
+    assert_eq!(
+        m.merge_last_sync_finished, None,
+        "the bound waits for the last page"
+    );
+    let page2 = [
+        row("e2", "2026-03-01T09:00:00Z", r#"{"id":"e2","n":[1,2]}"#),
+        row("e3", "2026-03-01T09:00:00Z", r#"{"id":"e3"}"#),
+    ];
+    store
+        .write_page("pg1", "hris.Employee", &page2, &progress(None, hw))
+        .unwrap();
+    let m = &store.model_states("pg1").unwrap()[0];
+    assert_eq!(m.cursor, None);
+    assert_eq!(m.merge_last_sync_finished, Some(hw));
+    assert_eq!(m.last_synced_at, Some(t("2026-03-02T00:00:00Z")));
+    assert_eq!(store.record_count("pg1", "hris.Employee").unwrap(), 3);
+    assert_eq!(store.record_count("pg1", "hris.Group").unwrap(), 0);
+    assert!(store
+        .record_tables()
+        .unwrap()
+        .contains(&"hris_employee".to_string()));
+    let data: serde_json::Value = serde_json::from_str(
+        &store
+            .record_data("pg1", "hris.Employee", "e2")
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(data, serde_json::json!({"id": "e2", "n": [1, 2]}));
+}
+
+fn an_older_copy_never_replaces_a_newer_one(f: &Fixture) {
+    let mut store = (f.open)();
+    store
+        .upsert_account(&new("oc1", "tok-oc1-1234"), Utc::now())
+        .unwrap();
+    store
+        .save_observed("oc1", &[observed("hris.Employee", true)])
+        .unwrap();
+    let hw = Utc::now();
+    let newer = row("e1", "2026-03-02T10:00:00Z", r#"{"v":"new"}"#);
+    let older = row("e1", "2026-03-01T10:00:00Z", r#"{"v":"old"}"#);
+    store
+        .write_page("oc1", "hris.Employee", &[newer], &progress(None, hw))
+        .unwrap();
+    store
+        .write_page("oc1", "hris.Employee", &[older], &progress(None, hw))
+        .unwrap();
+    let data = store.record_data("oc1", "hris.Employee", "e1").unwrap();
+    assert_eq!(
+        data.as_deref().map(|d| d.replace(' ', "")),
+        Some(r#"{"v":"new"}"#.into())
+    );
+    assert_eq!(store.record_count("oc1", "hris.Employee").unwrap(), 1);
+}
+
+fn removing_an_account_purges_only_when_asked(f: &Fixture) {
+    let mut store = (f.open)();
+    for id in ["rm1", "rm2"] {
+        store
+            .upsert_account(&new(id, &format!("tok-{id}-1234")), Utc::now())
+            .unwrap();
+        store
+            .save_observed(id, &[observed("hris.Employee", true)])
+            .unwrap();
+        let rows = [row("e1", "2026-03-01T09:00:00Z", "{}")];
+        store
+            .write_page(id, "hris.Employee", &rows, &progress(None, Utc::now()))
+            .unwrap();
+    }
+    assert_eq!(store.remove_account("rm1", false).unwrap(), 0);
+    assert!(store.account("rm1").unwrap().is_none());
+    assert!(store.model_states("rm1").unwrap().is_empty());
+    assert_eq!(store.record_count("rm1", "hris.Employee").unwrap(), 1);
+    assert_eq!(store.remove_account("rm2", true).unwrap(), 1);
+    assert_eq!(store.record_count("rm2", "hris.Employee").unwrap(), 0);
+}
+
+fn the_inbox_stores_duplicates_once_and_applies_each_once(f: &Fixture) {
+    let mut store = (f.open)();
+    let now = Utc::now();
+    assert!(store.enqueue_webhook(b"{\"a\":1}", Some("X"), now).unwrap());
+    assert!(!store.enqueue_webhook(b"{\"a\":1}", Some("X"), now).unwrap());
+    assert!(store.enqueue_webhook(b"{\"a\":2}", None, now).unwrap());
+    let first = store
+        .in_transaction(|tx| {
+            let item = tx.claim_pending_webhook()?.expect("one is pending");
+            tx.mark_webhook_applied(item.id, "applied", now)?;
+            Ok(item)
+        })
+        .unwrap();
+    assert_eq!(first.body, b"{\"a\":1}");
+    let second = store
+        .in_transaction(|tx| {
+            let item = tx.claim_pending_webhook()?.expect("one more is pending");
+            tx.mark_webhook_applied(item.id, "applied", now)?;
+            Ok(item)
+        })
+        .unwrap();
+    assert_eq!(second.body, b"{\"a\":2}");
+    let none = store
+        .in_transaction(|tx| tx.claim_pending_webhook())
+        .unwrap();
+    assert!(none.is_none());
+}
+
+fn a_failed_transaction_leaves_nothing_behind(f: &Fixture) {
+    let mut store = (f.open)();
+    let err = store.in_transaction(|tx| -> Result<()> {
+        tx.upsert_account(&new("rb1", "tok-rb1-1234"), Utc::now())?;
+        tx.enqueue_webhook(b"rolled back", None, Utc::now())?;
+        anyhow::bail!("changed my mind")
+    });
+    assert!(err.is_err());
+    assert!(store.account("rb1").unwrap().is_none());
+    assert!(store
+        .enqueue_webhook(b"rolled back", None, Utc::now())
+        .unwrap());
+}
+
+fn an_account_lock_excludes_a_second_holder(f: &Fixture) {
+    let (mut one, mut two) = ((f.open)(), (f.open)());
+    let first = one.try_lock_account("lk1").unwrap();
+    assert!(first.is_some());
+    assert!(two.try_lock_account("lk1").unwrap().is_none());
+    assert!(two.try_lock_account("lk2").unwrap().is_some());
+    drop(first);
+    assert!(two.try_lock_account("lk1").unwrap().is_some());
+}
+
+fn request_times_pass_from_one_lock_holder_to_the_next(f: &Fixture) {
+    let at = UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
+    let mut one = (f.open)();
+    {
+        let mut lock = one.try_lock_account("rq1").unwrap().unwrap();
+        assert!(lock.recent_requests().is_empty());
+        lock.save_requests(&[at, at + Duration::from_secs(1)])
+            .unwrap();
+        let mut journal = lock.journal().unwrap();
+        journal(at + Duration::from_secs(2)).unwrap();
+    }
+    let mut two = (f.open)();
+    let mut lock = two.try_lock_account("rq1").unwrap().unwrap();
+    let mut got: Vec<SystemTime> = lock.recent_requests();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![at, at + Duration::from_secs(1), at + Duration::from_secs(2)]
+    );
+}
+
+#[test]
+fn sqlite_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contract.db");
+    let location = Location::Sqlite(path);
+    run_all(&Fixture {
+        open: Box::new(move || open(&location).unwrap()),
+    });
+}
