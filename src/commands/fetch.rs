@@ -42,10 +42,17 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
         only_models: args.models.clone(),
         overlap: None,
     };
-    let result = run_locked_pass(&engine, lock.as_mut(), store.as_mut(), &account, &options, &mut |p| {
-        activity.update(p);
-        progress.show(p);
-    });
+    let result = run_locked_pass(
+        &engine,
+        lock.as_mut(),
+        store.as_mut(),
+        &account,
+        &options,
+        &mut |p| {
+            activity.update(p);
+            progress.show(p);
+        },
+    );
     progress.finish();
     let summary = result?;
     for (model, totals) in &summary.fetched {
