@@ -15,6 +15,7 @@ pub mod secret;
 pub mod store;
 pub mod sync;
 pub mod time;
+pub mod views;
 pub mod webhook;
 
 use std::process::ExitCode;

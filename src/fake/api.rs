@@ -11,6 +11,7 @@ use super::http::{HttpRequest, HttpResponse};
 use super::state::{FakeState, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use super::store::{decode_token, encode_token, Cursor, PageQuery, Record, RenderCtx};
 use crate::merge::catalog::{self, ModelInfo};
+use crate::merge::published;
 
 /// A handler's answer; list pages are rendered after the state lock is released.
 pub(crate) struct Reply {
@@ -135,30 +136,80 @@ fn route(path: &str) -> Option<Routed<'_>> {
                 }
                 Route::AccountToken(token)
             } else {
-                let listable = catalog::all()
-                    .iter()
-                    .filter(|m| m.category == category && m.is_listable());
-                let mut found = None;
-                for m in listable {
-                    if rest == m.path {
-                        found = Some(Route::List(m));
-                        break;
-                    }
-                    if let Some(id) = rest
-                        .strip_prefix(m.path.as_str())
-                        .and_then(|r| r.strip_prefix('/'))
-                    {
-                        if !id.is_empty() && !id.contains('/') {
-                            found = Some(Route::Retrieve(m, id));
-                            break;
-                        }
-                    }
-                }
-                found?
+                list_or_retrieve(category, rest)?
             }
         }
     };
     Some(Routed { category, route })
+}
+
+/// A model's list or retrieve route. Where Merge publishes the category's paths, only those
+/// are served, and the model is the one named by the path's schema, never looked up by the
+/// client catalogue's path: a wrong path in that catalogue gets a 404 here, as from Merge.
+fn list_or_retrieve<'a>(category: &str, rest: &'a str) -> Option<Route<'a>> {
+    let published = published::published();
+    let prefix = format!("/{category}/v1/");
+    if !published.paths.iter().any(|p| p.path.starts_with(&prefix)) {
+        // No spec we read covers this category (calendar, email): route by the catalogue.
+        return catalogue_route(category, rest);
+    }
+    if let Some(schema) = published
+        .list_path(category, rest)
+        .and_then(|p| p.lists.as_deref())
+    {
+        return Some(Route::List(model_for_schema(category, schema)?));
+    }
+    let (list, id) = rest.rsplit_once('/')?;
+    if id.is_empty()
+        || published
+            .list_path(category, &format!("{list}/{{id}}"))
+            .is_none()
+    {
+        return None;
+    }
+    let schema = published.list_path(category, list)?.lists.as_deref()?;
+    Some(Route::Retrieve(model_for_schema(category, schema)?, id))
+}
+
+/// The model a published schema holds: the same name (`Employee`), or, as Merge names models
+/// whose schema name another category also uses, the name with its category's prefix
+/// (`FileStorageFile` for `File`, `TicketingTeam` for `Team`).
+fn model_for_schema(category: &str, schema: &str) -> Option<&'static ModelInfo> {
+    const PREFIXES: &[&str] = &["Accounting", "Ticketing", "FileStorage", "KnowledgeBase"];
+    let in_category = || catalog::all().iter().filter(|m| m.category == category);
+    let name = |m: &ModelInfo| {
+        m.model_id
+            .split_once('.')
+            .map_or("", |(_, n)| n)
+            .to_string()
+    };
+    in_category().find(|m| name(m) == schema).or_else(|| {
+        in_category().find(|m| {
+            PREFIXES
+                .iter()
+                .any(|p| name(m).strip_prefix(p) == Some(schema))
+        })
+    })
+}
+
+fn catalogue_route<'a>(category: &str, rest: &'a str) -> Option<Route<'a>> {
+    let listable = catalog::all()
+        .iter()
+        .filter(|m| m.category == category && m.is_listable());
+    for m in listable {
+        if rest == m.path {
+            return Some(Route::List(m));
+        }
+        if let Some(id) = rest
+            .strip_prefix(m.path.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            if !id.is_empty() && !id.contains('/') {
+                return Some(Route::Retrieve(m, id));
+            }
+        }
+    }
+    None
 }
 
 /// Checks the API key and, where the endpoint needs one, the account token; returns the
@@ -431,6 +482,63 @@ mod tests {
         assert!(!ok("/api/hris/v2/employees"));
         assert!(!ok("/hris/v1/employees"));
         assert!(!ok("/api/hris/v1/employees/a/b"));
+    }
+
+    fn listed_model(path: &str) -> Option<&'static str> {
+        match route(path)?.route {
+            Route::List(m) => Some(m.model_id.as_str()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn every_catalogue_model_list_path_is_published_and_serves_that_model() {
+        let published = published::published();
+        let mut unpublished = std::collections::BTreeSet::new();
+        for m in catalog::all() {
+            let covered = published
+                .paths
+                .iter()
+                .any(|p| p.path.starts_with(&format!("/{}/v1/", m.category)));
+            if !covered {
+                unpublished.insert(m.category.as_str());
+                continue;
+            }
+            let entry = published.list_path(&m.category, &m.path);
+            assert!(
+                entry.is_some_and(|p| p.lists.is_some()),
+                "{}: Merge publishes no list path /{}/v1/{}",
+                m.model_id,
+                m.category,
+                m.path
+            );
+            if m.is_listable() {
+                let path = format!("/api/{}/v1/{}", m.category, m.path);
+                assert_eq!(listed_model(&path), Some(m.model_id.as_str()), "{path}");
+            }
+        }
+        // The specs we extract from cover every category but these; a new spec should be
+        // extracted rather than silently routed by the client's own catalogue.
+        assert_eq!(
+            unpublished.into_iter().collect::<Vec<_>>(),
+            ["calendar", "email"]
+        );
+    }
+
+    #[test]
+    fn a_path_merge_does_not_publish_is_not_found_even_for_a_known_model() {
+        // `hris.Employee` lists at `employees`; a catalogue saying `employee` would 404.
+        assert_eq!(listed_model("/api/hris/v1/employee"), None);
+        // Models are found by the path's schema, not by the catalogue's path.
+        assert_eq!(listed_model("/api/hris/v1/teams"), Some("hris.Team"));
+        assert_eq!(
+            listed_model("/api/filestorage/v1/files"),
+            Some("filestorage.FileStorageFile")
+        );
+        assert_eq!(
+            listed_model("/api/ticketing/v1/teams"),
+            Some("ticketing.TicketingTeam")
+        );
     }
 
     #[test]

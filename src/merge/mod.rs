@@ -5,6 +5,7 @@ pub mod client;
 pub mod error;
 pub mod limits;
 pub mod models;
+pub mod published;
 pub mod stats;
 
 pub use client::{AccountApi, ClientOptions, ListQuery, MergeClient, RetryPolicy};
