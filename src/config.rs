@@ -62,7 +62,8 @@ impl Config {
         self.api_key.as_ref().ok_or_else(|| {
             UsageError(
                 "MERGE_API_KEY is not set: export it, or put MERGE_API_KEY=... in a .env file in \
-                 the current directory (Merge dashboard → API keys)"
+                 the current directory (Merge dashboard → API keys). To try merge-sync without a \
+                 Merge account, run `merge-sync demo`"
                     .into(),
             )
         })
@@ -146,6 +147,7 @@ mod tests {
         let cfg = resolve(&[], &[]).unwrap();
         let err = cfg.api_key().unwrap_err().to_string();
         assert!(err.contains("MERGE_API_KEY"), "{err}");
+        assert!(err.contains("merge-sync demo"), "{err}");
         let cfg = resolve(&[], &[("MERGE_API_KEY", "  ")]).unwrap();
         assert!(cfg.api_key().is_err(), "blank counts as missing");
         let cfg = resolve(&[], &[("MERGE_API_KEY", "sk_test_12345678")]).unwrap();

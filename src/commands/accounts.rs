@@ -5,14 +5,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use chrono::Utc;
 
-use super::{resolve_account, views};
+use super::{known_model, require_state_file, resolve_account, views};
 use crate::cli::{AccountsCommand, AddArgs};
 use crate::config::{Config, UsageError};
 use crate::merge::limits::RateLimiter;
 use crate::merge::{catalog, ClientOptions, MergeClient};
 use crate::report;
 use crate::secret::Secret;
-use crate::store::{self, records_table, AccountStatus, NewAccount, Store, UpsertOutcome};
+use crate::store::{self, AccountStatus, NewAccount, Store, UpsertOutcome};
 
 pub fn run(config: &Config, cmd: AccountsCommand) -> Result<ExitCode> {
     match cmd {
@@ -47,15 +47,7 @@ fn validate_models(category: &str, models: &[String]) -> Result<Option<Vec<Strin
         return Ok(None);
     }
     for m in &models {
-        records_table(m).map_err(|e| UsageError(e.to_string()))?;
-        if !m.starts_with(&format!("{category}.")) {
-            return Err(UsageError(format!(
-                "model {m:?} is not a {category} model; model ids start with the category, like {category}.Employee"
-            )));
-        }
-        if catalog::find(m).is_none() {
-            log::warn!("model {m} is not in merge-sync's catalogue; it will be tracked but cannot be fetched");
-        }
+        known_model(m, Some(category))?;
     }
     Ok(Some(models))
 }
@@ -147,14 +139,8 @@ fn client(config: &Config) -> Result<MergeClient> {
 }
 
 fn list(config: &Config, json: bool) -> Result<ExitCode> {
-    let Some(mut store) = store::open_existing(&config.db)? else {
-        if json {
-            println!("[]");
-        } else {
-            print!("{}", report::accounts_table(&[], Utc::now()));
-        }
-        return Ok(ExitCode::SUCCESS);
-    };
+    require_state_file(config)?;
+    let mut store = store::open(&config.db)?;
     let mut out = Vec::new();
     for a in store.accounts()? {
         out.push(views::account_view(store.as_mut(), &a)?.0);
@@ -194,11 +180,6 @@ fn remove(config: &Config, key: &str, purge: bool) -> Result<ExitCode> {
 }
 
 fn existing_store(config: &Config) -> Result<Box<dyn Store>> {
-    store::open_existing(&config.db)?.ok_or_else(|| {
-        UsageError(format!(
-            "no state file at {}; add an account first with `merge-sync accounts add`",
-            config.db
-        ))
-        .into()
-    })
+    require_state_file(config)?;
+    store::open(&config.db)
 }

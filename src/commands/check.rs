@@ -11,14 +11,13 @@ use crate::merge::{ClientOptions, MergeClient};
 use crate::store::{self, AccountStatus, CURRENT_VERSION};
 
 pub fn run(config: &Config) -> Result<ExitCode> {
-    let mut ok = true;
     println!("API URL:        {}", config.api_url);
     let key = config.api_key();
     println!(
         "API key:        {}",
         match &key {
             Ok(k) => format!("set ({})", k.masked()),
-            Err(_) => "MISSING (set MERGE_API_KEY)".into(),
+            Err(_) => "MISSING (set MERGE_API_KEY, or try `merge-sync demo`)".into(),
         }
     );
     println!(
@@ -34,15 +33,18 @@ pub fn run(config: &Config) -> Result<ExitCode> {
             ""
         }
     );
+    let mut untested = Vec::new();
+    if config.webhook_secret.is_none() {
+        untested.push("webhook signatures: MERGE_WEBHOOK_SECRET is not set".to_string());
+    }
+    if let Err(e) = super::require_state_file(config) {
+        println!("state file:     MISSING");
+        return Err(e.into());
+    }
     // Opening migrates an older schema, which changes it: read the version first and report.
     let version = store::peek_schema_version(&config.db)
-        .map_err(|e| anyhow::anyhow!("{} is not a readable state file: {e:#}", config.db))?;
-    let Some(version) = version else {
-        println!("state file:     {} (not created yet)", config.db);
-        let key = key?;
-        let _ = key;
-        return Ok(ExitCode::SUCCESS);
-    };
+        .map_err(|e| anyhow::anyhow!("{} is not a readable state file: {e:#}", config.db))?
+        .ok_or_else(|| anyhow::anyhow!("state file {} disappeared", config.db))?;
     println!(
         "state file:     {} (schema version {version}, this binary writes {CURRENT_VERSION})",
         config.db
@@ -58,13 +60,14 @@ pub fn run(config: &Config) -> Result<ExitCode> {
     let mut store = store::open(&config.db)?;
     let client = MergeClient::new(&config.api_url, key, ClientOptions::default());
     let accounts = store.accounts()?;
-    if accounts.is_empty() {
-        println!("accounts:       none registered");
-    }
-    for a in accounts
+    let (active, disabled): (Vec<_>, Vec<_>) = accounts
         .iter()
-        .filter(|a| a.status == AccountStatus::Active)
-    {
+        .partition(|a| a.status == AccountStatus::Active);
+    if !disabled.is_empty() {
+        untested.push(format!("{} disabled accounts", disabled.len()));
+    }
+    let mut ok = true;
+    for a in &active {
         let api = client.account(
             &a.category,
             &a.account_token,
@@ -78,10 +81,24 @@ pub fn run(config: &Config) -> Result<ExitCode> {
             ),
             Err(e) => {
                 ok = false;
-                println!("account {}: {e}", a.linked_account_id);
+                println!("account {}: FAILED: {e}", a.linked_account_id);
             }
         }
     }
+    if active.is_empty() {
+        // Without an account there is nothing to ask Merge: the API key and URL are untested,
+        // and a check that tested nothing has not passed.
+        ok = false;
+        untested.push(
+            "the API key and URL: no active linked account to ask Merge about; add one with \
+             `merge-sync accounts add`"
+                .into(),
+        );
+    }
+    for what in &untested {
+        println!("not tested:     {what}");
+    }
+    println!("check:          {}", if ok { "OK" } else { "FAILED" });
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

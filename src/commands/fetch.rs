@@ -5,22 +5,38 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use super::{engine, on_interrupt, resolve_account, Activity, Progress};
+use super::{
+    engine, known_model, on_interrupt, require_state_file, resolve_account, Activity, Progress,
+};
 use crate::cli::FetchArgs;
 use crate::config::{Config, UsageError};
-use crate::store::{self, records_table, AccountStatus};
+use crate::store::{self, AccountStatus};
 use crate::sync::{run_locked_pass, PlanOptions};
 
 pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
     for m in &args.models {
-        records_table(m).map_err(|e| UsageError(e.to_string()))?;
+        known_model(m, None)?;
     }
+    require_state_file(config)?;
     let run_id = crate::logging::new_run_id();
     crate::logging::set_run_id(Some(&run_id));
     let progress = Progress::new();
     let engine = engine(config, args.rate_limit, Some(progress.clone()))?;
     let mut store = store::open(&config.db)?;
     let account = resolve_account(store.as_mut(), &args.account)?;
+    for m in &args.models {
+        known_model(m, Some(&account.category))?;
+        if !account.wants_model(m) {
+            return Err(UsageError(format!(
+                "account {} does not mirror {m}: it was added with --models {}; add the model \
+                 with `merge-sync accounts add --account-token TOKEN --category {} --models ...`",
+                account.linked_account_id,
+                account.models.as_deref().unwrap_or_default().join(","),
+                account.category
+            ))
+            .into());
+        }
+    }
     if account.status == AccountStatus::Disabled {
         return Err(UsageError(format!(
             "account {} is disabled; enable it first with `merge-sync accounts enable {}`",
@@ -66,6 +82,19 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
             "{id}: nothing new to fetch ({} of {} models ready)",
             summary.models_ready, summary.models_enabled
         ));
+    }
+    if !summary.unavailable.is_empty() {
+        let why: Vec<String> = summary
+            .unavailable
+            .iter()
+            .map(|(m, reason)| format!("{m}: {reason}"))
+            .collect();
+        return Err(UsageError(format!(
+            "nothing fetched for {}; see `merge-sync status --account {id}` for the models \
+             Merge reports",
+            why.join("; ")
+        ))
+        .into());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -121,6 +121,67 @@ fn on_interrupt(
     .map_err(|e| anyhow::anyhow!("installing the signal handler: {e}"))
 }
 
+/// Refuses a state file that does not exist (or is empty) for every command but
+/// `accounts add`: a typo in `--db`, or cron starting in another directory, would otherwise
+/// create a new, empty state file and report success having synced nothing.
+fn require_state_file(config: &Config) -> Result<(), UsageError> {
+    let crate::store::Location::Sqlite(path) = &config.db;
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+    let problem = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(UsageError(
+                crate::store::StoreError::IsDirectory { path: shown }.to_string(),
+            ))
+        }
+        Ok(meta) if meta.len() == 0 => "is empty (0 bytes): it is not a state file yet",
+        Ok(_) => return Ok(()),
+        Err(_) => "does not exist",
+    };
+    Err(UsageError(format!(
+        "state file {} {problem}. Point --db / MERGE_SYNC_DB at your state file (the default is \
+         merge-sync.db in the current directory), or create one by adding an account: \
+         `merge-sync accounts add --account-token TOKEN --category CATEGORY`",
+        shown.display()
+    )))
+}
+
+/// Checks a model id against the catalogue (and against `category`, when the account is
+/// known), suggesting the closest ids for a typo.
+fn known_model(model_id: &str, category: Option<&str>) -> Result<(), UsageError> {
+    crate::store::records_table(model_id).map_err(|e| UsageError(e.to_string()))?;
+    let Some(info) = crate::merge::catalog::find(model_id) else {
+        let closest = crate::merge::catalog::closest(model_id);
+        // Without an account, the id's own prefix says which category was meant.
+        let prefix = model_id
+            .split_once('.')
+            .map(|(c, _)| c)
+            .filter(|c| crate::merge::catalog::is_category(c));
+        let hint = match (closest.as_slice(), category.or(prefix)) {
+            ([], Some(c)) => format!(
+                "{c} models are: {}",
+                crate::merge::catalog::ids_in(c).join(", ")
+            ),
+            ([], None) => "model ids look like hris.Employee or ats.Candidate".into(),
+            (ids, _) => format!("did you mean {}?", ids.join(" or ")),
+        };
+        return Err(UsageError(format!(
+            "unknown model {model_id:?}: merge-sync's catalogue has no such Common Model; {hint}"
+        )));
+    };
+    match category {
+        Some(c) if info.category != c => Err(UsageError(format!(
+            "model {model_id:?} is not a {c} model (it belongs to {}); model ids start with the \
+             account's category, like {c}.{}",
+            info.category,
+            crate::merge::catalog::ids_in(c)
+                .first()
+                .and_then(|id| id.split_once('.'))
+                .map_or("Employee", |(_, name)| name)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Finds an account by linked account id or origin id, or fails with a usage error.
 fn resolve_account(store: &mut dyn Store, key: &str) -> Result<Account> {
     store.find_account(key)?.ok_or_else(|| {

@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{engine, on_interrupt, resolve_account, Activity, Progress};
+use super::{engine, on_interrupt, require_state_file, resolve_account, Activity, Progress};
 use crate::cli::PollArgs;
 use crate::config::Config;
 use crate::store;
 use crate::sync::{self, PollOptions, RunTotals};
 
 pub fn run(config: &Config, args: &PollArgs) -> Result<ExitCode> {
+    require_state_file(config)?;
     let started = Instant::now();
     let run_id = crate::logging::new_run_id();
     crate::logging::set_run_id(Some(&run_id));

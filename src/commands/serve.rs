@@ -48,22 +48,14 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
             None
         }
     };
+    super::require_state_file(config)?;
     let engine = engine(config, args.rate_limit, None)?;
     let wake = Arc::new(AtomicBool::new(true));
     let sink = InboxSink {
         store: Mutex::new(store::open(&config.db)?),
         wake: wake.clone(),
     };
-    let server = webhook::start(
-        ServerConfig::new(args.listen.clone(), secrets),
-        Arc::new(sink),
-    )
-    .with_context(|| format!("listening on {}", args.listen))?;
-    eprintln!(
-        "merge-sync serve: listening on http://{}",
-        server.local_addr()
-    );
-
+    // Before the address is announced: a supervisor may signal as soon as it sees it.
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -75,6 +67,16 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
         })
         .context("installing the signal handler")?;
     }
+    let server = webhook::start(
+        ServerConfig::new(args.listen.clone(), secrets),
+        Arc::new(sink),
+    )
+    .with_context(|| format!("listening on {}", args.listen))?;
+    eprintln!(
+        "merge-sync serve: listening on http://{}",
+        server.local_addr()
+    );
+
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     {
         let stop = stop.clone();

@@ -77,7 +77,9 @@ pub fn run(config: &Config, args: &VerifyWebhookArgs) -> Result<ExitCode> {
 
     if args.enqueue {
         let event = webhook::parse(&body).ok().map(|w| w.event);
-        let stored = store::open(&config.db)
+        let stored = super::require_state_file(config)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| store::open(&config.db))
             .and_then(|mut s| s.enqueue_webhook(&body, event.as_deref(), Utc::now()));
         if let Err(e) = stored {
             answer(500, json!({"error": "Storage error"}));

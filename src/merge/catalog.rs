@@ -1,8 +1,7 @@
 //! The model catalogue: which Common Models exist, and where each one is listed.
 //!
-//! The facts come from Merge's Python SDK (`list()` signatures), via
-//! `shared/reference/merge-models.json`; `models.json` beside this file is the subset the
-//! crate needs, so the crate builds on its own.
+//! The facts come from the `list()` signatures of Merge's Python SDK; `models.json` beside
+//! this file holds them, so the crate builds on its own.
 
 use std::sync::OnceLock;
 
@@ -63,6 +62,37 @@ pub fn find(model_id: &str) -> Option<&'static ModelInfo> {
     catalog().iter().find(|m| m.model_id == model_id)
 }
 
+/// The catalogue's ids closest to an unknown `model_id` (typos, wrong case): those at the
+/// smallest edit distance, at most three, none further than three edits away.
+pub fn closest(model_id: &str) -> Vec<&'static str> {
+    let wanted = model_id.to_ascii_lowercase();
+    let mut scored: Vec<(usize, &'static str)> = catalog()
+        .iter()
+        .map(|m| {
+            let d = strsim::damerau_levenshtein(&wanted, &m.model_id.to_ascii_lowercase());
+            (d, m.model_id.as_str())
+        })
+        .filter(|(d, _)| *d <= 3)
+        .collect();
+    scored.sort();
+    let best = scored.first().map(|(d, _)| *d);
+    scored
+        .into_iter()
+        .take_while(|(d, _)| Some(*d) == best)
+        .take(3)
+        .map(|(_, id)| id)
+        .collect()
+}
+
+/// The ids of every model in `category`.
+pub fn ids_in(category: &str) -> Vec<&'static str> {
+    catalog()
+        .iter()
+        .filter(|m| m.category == category)
+        .map(|m| m.model_id.as_str())
+        .collect()
+}
+
 /// Whether `category` is one merge-sync can mirror.
 pub fn is_category(category: &str) -> bool {
     CATEGORIES.contains(&category)
@@ -89,6 +119,16 @@ mod tests {
             assert!(is_category(&m.category), "{}", m.model_id);
             assert!(m.model_id.starts_with(&format!("{}.", m.category)));
         }
+    }
+
+    #[test]
+    fn typos_suggest_the_nearest_ids() {
+        assert_eq!(closest("hris.Employe"), ["hris.Employee"]);
+        assert_eq!(closest("hris.Locaton")[0], "hris.Location");
+        assert_eq!(closest("hris.employee")[0], "hris.Employee");
+        assert!(closest("zzz.Nothing").is_empty());
+        assert!(ids_in("hris").contains(&"hris.Employee"));
+        assert!(!ids_in("hris").contains(&"ats.Candidate"));
     }
 
     #[test]

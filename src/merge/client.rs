@@ -341,6 +341,22 @@ impl AccountApi<'_> {
         s
     }
 
+    /// Why a 404 on an endpoint every linked account has (sync-status, account-details, the
+    /// token exchange) happened: the base URL or the category is wrong, not the request.
+    fn not_found_hint(&self, status: u16, shown: &str) -> String {
+        let fixed = shown.ends_with("/sync-status")
+            || shown.ends_with("/account-details")
+            || shown.contains("/account-token/");
+        if status != 404 || !fixed {
+            return String::new();
+        }
+        format!(
+            " — check that the API URL ends in /api (like https://api.merge.dev/api; it is {}), \
+             and that the account token's category is {} (see --category)",
+            self.client.base_url, self.category
+        )
+    }
+
     /// The path as errors and logs show it; a public token in it is never shown.
     fn display_path(&self, path: &str) -> String {
         match path.split_once("account-token/") {
@@ -394,6 +410,7 @@ impl AccountApi<'_> {
         shown: &str,
     ) -> Result<Vec<u8>, MergeError> {
         let transport = |e: ureq::Error| MergeError::Transport {
+            origin: origin(&self.client.base_url),
             path: shown.to_string(),
             message: e.to_string(),
         };
@@ -450,8 +467,23 @@ impl AccountApi<'_> {
                 status,
                 path: shown.to_string(),
                 detail: detail(&body, &secrets),
+                hint: self.not_found_hint(status, shown),
             }),
         }
+    }
+}
+
+/// The scheme, host and port of `base_url` (the port made explicit), for connection errors.
+fn origin(base_url: &str) -> String {
+    match base_url.parse::<ureq::http::Uri>() {
+        Ok(uri) => {
+            let scheme = uri.scheme_str().unwrap_or("https");
+            let port = uri
+                .port_u16()
+                .unwrap_or(if scheme == "http" { 80 } else { 443 });
+            format!("{scheme}://{}:{port}", uri.host().unwrap_or("?"))
+        }
+        Err(_) => base_url.to_string(),
     }
 }
 
@@ -520,6 +552,19 @@ mod tests {
     fn retry_after_accepts_seconds() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn connection_errors_name_scheme_host_and_port() {
+        assert_eq!(
+            origin("https://api.merge.dev/api"),
+            "https://api.merge.dev:443"
+        );
+        assert_eq!(origin("http://127.0.0.1:9/api"), "http://127.0.0.1:9");
+        assert_eq!(
+            origin("http://merge.internal/api"),
+            "http://merge.internal:80"
+        );
     }
 
     #[test]

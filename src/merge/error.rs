@@ -15,11 +15,13 @@ pub enum MergeError {
         path: String,
         retry_after: Option<Duration>,
     },
-    #[error("Merge refused the request: HTTP {status} on {path}: {detail}")]
+    #[error("Merge refused the request: HTTP {status} on {path}: {detail}{hint}")]
     Rejected {
         status: u16,
         path: String,
         detail: String,
+        /// What to check, when the request could not have failed for any other reason.
+        hint: String,
     },
     #[error("Merge server error: HTTP {status} on {path}: {excerpt}")]
     Server {
@@ -28,9 +30,15 @@ pub enum MergeError {
         excerpt: String,
     },
     #[error(
-        "cannot reach Merge at {path}: {message} (check --api-url / MERGE_API_URL and the network)"
+        "cannot reach Merge at {origin} (GET {path}): {message} (check --api-url / \
+         MERGE_API_URL and the network)"
     )]
-    Transport { path: String, message: String },
+    Transport {
+        /// Scheme, host and port, e.g. `https://api.merge.dev:443`.
+        origin: String,
+        path: String,
+        message: String,
+    },
     #[error("unexpected response from Merge on {path}: {message}; body starts: {excerpt}")]
     Decode {
         path: String,

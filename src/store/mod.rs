@@ -39,6 +39,12 @@ pub enum StoreError {
         path.display()
     )]
     MissingDirectory { path: PathBuf },
+    #[error(
+        "{} is a directory; --db / MERGE_SYNC_DB names the state file itself, like {}",
+        path.display(),
+        path.join("merge-sync.db").display()
+    )]
+    IsDirectory { path: PathBuf },
     #[error("invalid model id {0:?}: expected category.Model, like hris.Employee")]
     InvalidModelId(String),
 }

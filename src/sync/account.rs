@@ -60,6 +60,8 @@ pub struct PassSummary {
     pub model_errors: Vec<(String, String)>,
     pub models_ready: usize,
     pub models_enabled: usize,
+    /// Models asked for by name that Merge does not sync for this account: (model, why).
+    pub unavailable: Vec<(String, String)>,
 }
 
 impl PassSummary {
@@ -194,6 +196,11 @@ fn pass(
     let mut summary = PassSummary {
         models_ready: plan.models_ready,
         models_enabled: plan.models_enabled,
+        unavailable: plan
+            .unavailable
+            .iter()
+            .map(|s| (s.model_id.clone(), s.reason.clone()))
+            .collect(),
         ..Default::default()
     };
     if plan.initial_sync_completed_now {

@@ -54,6 +54,9 @@ pub struct AccountPlan {
     pub initial_sync_completed_now: bool,
     pub fetches: Vec<FetchPlan>,
     pub skips: Vec<Skip>,
+    /// Models asked for by name (`fetch --model`) that Merge does not sync for this account:
+    /// not in its sync-status, or `DISABLED`. Asking for one is a mistake to report.
+    pub unavailable: Vec<Skip>,
     pub next_poll_at: DateTime<Utc>,
 }
 
@@ -230,6 +233,24 @@ pub fn plan_account(
         });
     }
 
+    let unavailable = options
+        .only_models
+        .iter()
+        .filter_map(|wanted| {
+            let reason = match statuses.iter().find(|st| &st.model_id == wanted) {
+                None => "Merge's sync-status does not list it for this account",
+                Some(st) if st.status.as_deref() == Some("DISABLED") => {
+                    "Merge reports it DISABLED for this account"
+                }
+                Some(_) => return None,
+            };
+            Some(Skip {
+                model_id: wanted.clone(),
+                reason: reason.to_string(),
+            })
+        })
+        .collect();
+
     let models_enabled = observed.len();
     let models_ready = observed.iter().filter(|o| o.ready).count();
     let complete = models_enabled > 0 && models_ready == models_enabled;
@@ -243,6 +264,7 @@ pub fn plan_account(
         initial_sync_completed_now,
         fetches,
         skips,
+        unavailable,
         next_poll_at,
     }
 }

@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use super::support::{accounts_add, Env};
+use super::support::{accounts_add, add_account, Env};
 
 #[test]
 fn missing_api_key_is_a_configuration_error() {
@@ -12,7 +12,10 @@ fn missing_api_key_is_a_configuration_error() {
         .args(accounts_add().token("tok_abcdefgh1234").category("hris"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("MERGE_API_KEY is not set"));
+        .stderr(
+            predicate::str::contains("MERGE_API_KEY is not set")
+                .and(predicate::str::contains("`merge-sync demo`")),
+        );
     assert!(
         !env.db().exists(),
         "nothing is created when a command fails"
@@ -140,7 +143,7 @@ fn an_unreachable_api_url_fails_the_command_with_a_hint() {
         .assert()
         .code(1)
         .stderr(
-            predicate::str::contains("cannot reach Merge")
+            predicate::str::contains("cannot reach Merge at http://127.0.0.1:9 ")
                 .and(predicate::str::contains("MERGE_API_URL")),
         );
     assert!(!env.db().exists());
@@ -255,9 +258,15 @@ fn parallel_first_runs_on_a_new_state_file_all_succeed() {
     for _ in 0..5 {
         let _ = std::fs::remove_file(env.db());
         let children: Vec<_> = (0..4)
-            .map(|_| {
+            .map(|i| {
                 env.process()
-                    .arg("poll")
+                    .args(
+                        accounts_add()
+                            .token("tok_abcdefgh1234")
+                            .category("hris")
+                            .id(&format!("la{i}")),
+                    )
+                    .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .unwrap()
@@ -271,6 +280,7 @@ fn parallel_first_runs_on_a_new_state_file_all_succeed() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        assert_eq!(env.count("SELECT COUNT(*) FROM linked_accounts"), 4);
     }
 }
 
@@ -319,4 +329,219 @@ fn even_trace_logging_never_shows_a_secret() {
         // Also the hex-dump form ureq uses at trace level.
         assert!(!all.contains("746f 6b5f"), "token bytes leaked: {args:?}");
     }
+}
+
+/// The first-hour mistake: a typo in `--db` (or cron in another directory) used to create a
+/// new, empty state file and exit 0 having synced nothing.
+#[test]
+fn a_missing_state_file_is_refused_by_every_command_but_accounts_add() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let typo = env.dir.path().join("merge-synk.db");
+    let body = br#"{"hook": {"event": "Employee.synced"}, "data": {}}"#;
+    let signature = merge_sync::webhook::sign("whsec_test_0001", body);
+    for args in [
+        vec!["poll"],
+        vec!["fetch", "--account", "la1"],
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["accounts", "list"],
+        vec!["accounts", "list", "--json"],
+        vec!["accounts", "disable", "la1"],
+        vec!["accounts", "enable", "la1"],
+        vec!["accounts", "remove", "la1"],
+        vec!["check"],
+        vec!["serve", "--listen", "127.0.0.1:0"],
+        vec!["verify-webhook", "--enqueue", "--signature", &signature],
+    ] {
+        env.cmd()
+            .env("MERGE_WEBHOOK_SECRET", "whsec_test_0001")
+            .args(["--db", "merge-synk.db"])
+            .args(&args)
+            .write_stdin(body.to_vec())
+            .assert()
+            .code(2)
+            .stderr(
+                predicate::str::contains(format!("state file {} does not exist", typo.display()))
+                    .and(predicate::str::contains("merge-sync accounts add")),
+            );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // The command that creates one.
+    env.cmd()
+        .args(["--db", "merge-synk.db"])
+        .args(
+            accounts_add()
+                .token("tok_abcdefgh1234")
+                .category("hris")
+                .id("la1"),
+        )
+        .assert()
+        .success();
+    assert!(typo.exists());
+}
+
+#[test]
+#[cfg(unix)]
+fn an_empty_state_file_is_refused_until_accounts_add_makes_it_a_private_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("http://127.0.0.1:9/api");
+    std::fs::write(env.db(), b"").unwrap();
+    std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [vec!["status"], vec!["poll"]] {
+        env.cmd()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("is empty (0 bytes)"));
+    }
+    assert_eq!(std::fs::metadata(env.db()).unwrap().len(), 0);
+    add_account(&env, "la1", "tok_abcdefgh1234", "hris");
+    let mode = std::fs::metadata(env.db()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the file holds account tokens");
+    env.cmd().arg("status").assert().success();
+}
+
+/// Regression: a directory as `--db` exited 1 with SQLite's "Error code 14".
+#[test]
+fn a_directory_as_the_state_file_is_a_usage_error() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let add: Vec<String> = accounts_add()
+        .token("tok_abcdefgh1234")
+        .category("hris")
+        .id("la1")
+        .into_iter()
+        .collect();
+    for args in [vec!["poll".to_string()], vec!["status".to_string()], add] {
+        env.cmd()
+            .args(["--db", "."])
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(
+                predicate::str::contains("is a directory")
+                    .and(predicate::str::contains("merge-sync.db")),
+            );
+    }
+}
+
+#[test]
+fn unknown_model_ids_exit_2_suggesting_the_closest() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    env.cmd()
+        .args(
+            accounts_add()
+                .token("tok_abcdefgh1234")
+                .category("hris")
+                .id("la1")
+                .models("hris.Employee,hris.Locaton"),
+        )
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "unknown model \"hris.Locaton\": merge-sync's catalogue has no such Common Model; \
+             did you mean hris.Location?",
+        ));
+    assert!(!env.db().exists(), "a refused add writes nothing");
+    add_account(&env, "la1", "tok_abcdefgh1234", "hris");
+    env.cmd()
+        .args(["fetch", "--account", "la1", "--model", "hris.Employe"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean hris.Employee?"));
+    env.cmd()
+        .args(["fetch", "--account", "la1", "--model", "hris.Zebra"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("hris models are: ")
+                .and(predicate::str::contains("hris.Employee")),
+        );
+}
+
+#[test]
+fn fetching_a_model_the_account_does_not_have_says_so() {
+    let fake = super::support::start(&format!(
+        r#"{{"api_key": "{}", "accounts": [{{"id": "la1", "account_token": "tok_good_0001", "category": "hris",
+            "models": [{{"model_id": "hris.Employee", "status": "DONE", "is_initial_sync": false,
+                        "last_sync_result": "DONE", "last_sync_finished": "-1h", "generate": 3}},
+                       {{"model_id": "hris.Team", "status": "DISABLED"}}]}}]}}"#,
+        super::support::API_KEY
+    ));
+    let env = Env::with_fake(&fake);
+    add_account(&env, "la1", "tok_good_0001", "hris");
+    // Another category's model: refused before asking Merge.
+    env.cmd()
+        .args(["fetch", "--account", "la1", "--model", "ats.Candidate"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "model \"ats.Candidate\" is not a hris model (it belongs to ats)",
+        ));
+    assert!(fake.requests().is_empty());
+    // A hris model Merge does not report for this account, or reports disabled.
+    env.cmd()
+        .args(["fetch", "--account", "la1", "--model", "hris.Location"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "nothing fetched for hris.Location: Merge's sync-status does not list it for this account",
+        ));
+    env.cmd()
+        .args(["fetch", "--account", "la1", "--model", "hris.Team"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "hris.Team: Merge reports it DISABLED",
+        ));
+    // A model left out with --models when the account was added.
+    env.cmd()
+        .args(
+            accounts_add()
+                .token("tok_good_0001")
+                .category("hris")
+                .id("la1")
+                .models("hris.Team"),
+        )
+        .assert()
+        .success();
+    env.cmd()
+        .args(["fetch", "--account", "la1", "--model", "hris.Employee"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "account la1 does not mirror hris.Employee: it was added with --models hris.Team",
+        ));
+}
+
+#[test]
+fn a_404_on_the_first_request_points_at_the_url_or_the_category() {
+    let fake = super::support::start(&format!(
+        r#"{{"api_key": "{}", "accounts": [{{"id": "la1", "account_token": "tok_good_0001", "category": "hris",
+            "models": []}}]}}"#,
+        super::support::API_KEY
+    ));
+    // The base URL without /api.
+    let base = fake.base_url();
+    let env = Env::new(base.strip_suffix("/api").unwrap());
+    env.cmd()
+        .args(accounts_add().token("tok_good_0001").category("hris"))
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("HTTP 404 on /hris/v1/account-details").and(
+                predicate::str::contains("check that the API URL ends in /api"),
+            ),
+        );
+    // An HRIS token added as ATS.
+    let env = Env::with_fake(&fake);
+    env.cmd()
+        .args(accounts_add().token("tok_good_0001").category("ats"))
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("HTTP 404 on /ats/v1/account-details").and(
+                predicate::str::contains("the account token's category is ats"),
+            ),
+        );
+    assert!(!env.db().exists());
 }

@@ -34,10 +34,34 @@ fn check_reports_configuration_and_connectivity_without_changing_anything() {
     env.cmd()
         .arg("check")
         .assert()
-        .success()
-        .stdout(predicate::str::contains("not created yet"));
+        .code(2)
+        .stdout(predicate::str::contains("state file:     MISSING"))
+        .stderr(predicate::str::contains("does not exist"));
     assert!(!env.db().exists());
+    // With no account, nothing about Merge can be tested: check says so and does not pass.
+    env.create_state();
+    env.cmd()
+        .arg("check")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "not tested:     webhook signatures: MERGE_WEBHOOK_SECRET is not set",
+        ))
+        .stdout(predicate::str::contains(
+            "not tested:     the API key and URL: no active linked account",
+        ))
+        .stdout(predicate::str::contains("check:          FAILED"));
     add_account(&env, "la1", "tok_good_0001", "hris");
+    env.cmd()
+        .env("MERGE_WEBHOOK_SECRET", "whsec_check_0001")
+        .arg("check")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("account la1: reachable, 1 models"))
+        .stdout(predicate::str::contains("not tested").not())
+        .stdout(predicate::str::contains("check:          OK"))
+        .stdout(predicate::str::contains("whsec_check_0001").not());
+    add_account(&env, "la2", "tok_bad_0002", "hris");
     add_account(&env, "la2", "tok_bad_0002", "hris");
     env.cmd()
         .arg("check")
@@ -45,8 +69,9 @@ fn check_reports_configuration_and_connectivity_without_changing_anything() {
         .code(1)
         .stdout(predicate::str::contains("account la1: reachable, 1 models"))
         .stdout(predicate::str::contains(
-            "account la2: account token rejected",
+            "account la2: FAILED: account token rejected",
         ))
+        .stdout(predicate::str::contains("check:          FAILED"))
         .stdout(predicate::str::contains(API_KEY).not());
     assert_eq!(
         env.count("SELECT COUNT(*) FROM model_sync_state"),

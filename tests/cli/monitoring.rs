@@ -116,6 +116,7 @@ fn every_json_log_line_of_a_failing_poll_parses_and_names_its_account_and_run() 
 #[test]
 fn a_fatal_error_carries_a_timestamp_in_both_formats() {
     let env = Env::new("http://127.0.0.1:9/api");
+    env.create_state();
     let out = env
         .cmd()
         .env_remove("MERGE_API_KEY")

@@ -75,6 +75,12 @@ impl Env {
         merge_sync::store::open(&merge_sync::store::Location::Sqlite(self.db())).unwrap()
     }
 
+    /// Creates an empty state store, as the first `accounts add` would, for tests of commands
+    /// that refuse to run without one.
+    pub fn create_state(&self) {
+        self.store();
+    }
+
     pub fn sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).unwrap()
     }

@@ -283,6 +283,7 @@ fn a_linked_webhook_registers_the_account() {
         "/fixtures/webhooks/linked.json"
     ))
     .unwrap();
+    env.create_state();
     verify(&env, &body, Some(&sign(SECRET, &body)), &["--enqueue"]).code(0);
     // Applied by the next poll (the fake API is closed, so the new account then fails to sync).
     env.cmd().arg("poll").assert().code(1);
@@ -314,6 +315,9 @@ impl Drop for Serve {
 }
 
 fn serve(env: &Env) -> Serve {
+    if !env.db().exists() {
+        env.create_state();
+    }
     let mut child = env
         .process()
         .env("MERGE_WEBHOOK_SECRET", SECRET)
@@ -462,6 +466,7 @@ fn serve_answers_fast_while_a_slow_fetch_runs() {
 #[test]
 fn serve_without_a_secret_answers_500_so_merge_retries() {
     let env = Env::new("http://127.0.0.1:9/api");
+    env.create_state();
     let mut child = env
         .process()
         .args(["serve", "--listen", "127.0.0.1:0"])

@@ -91,7 +91,19 @@ impl std::fmt::Debug for SqliteStore {
 /// Creates the file with mode 0600 before SQLite touches it: SQLite would create it with the
 /// umask's mode, readable by everyone, and it holds account tokens.
 fn create_private(path: &Path) -> Result<()> {
-    if path.exists() {
+    if path.is_dir() {
+        return Err(StoreError::IsDirectory {
+            path: path.to_path_buf(),
+        }
+        .into());
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        // An empty file (from `touch`, or a run killed before SQLite wrote its first page)
+        // becomes a database on first write, keeping whatever mode it had: make it private
+        // first, as if we had created it.
+        if meta.len() == 0 {
+            make_private(path)?;
+        }
         return Ok(());
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -115,6 +127,16 @@ fn create_private(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e).with_context(|| format!("creating state file {}", path.display())),
     }
+}
+
+fn make_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making state file {} private", path.display()))?;
+    }
+    Ok(())
 }
 
 fn configure(conn: &Connection, path: &Path) -> Result<()> {
@@ -411,6 +433,35 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn an_empty_file_becomes_a_private_state_file() {
+        use crate::store::Store;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert!(store.accounts().unwrap().is_empty());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn refuses_a_directory_naming_the_file_it_wanted() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = SqliteStore::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err.downcast_ref::<StoreError>(),
+                Some(StoreError::IsDirectory { .. })
+            ),
+            "{err:#}"
+        );
+        assert!(format!("{err:#}").contains("merge-sync.db"), "{err:#}");
     }
 
     #[test]
