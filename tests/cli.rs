@@ -24,3 +24,6 @@ mod misc;
 
 #[path = "cli/monitoring.rs"]
 mod monitoring;
+
+#[path = "cli/hardening.rs"]
+mod hardening;

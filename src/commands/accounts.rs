@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use chrono::Utc;
 
-use super::{known_model, require_state_file, resolve_account, views};
+use super::{known_model, open_read_only, require_state_file, resolve_account, views};
 use crate::cli::{AccountsCommand, AddArgs};
 use crate::config::{Config, UsageError};
 use crate::merge::limits::RateLimiter;
@@ -38,13 +38,16 @@ fn validate_category(category: &str) -> Result<(), UsageError> {
 }
 
 fn validate_models(category: &str, models: &[String]) -> Result<Option<Vec<String>>, UsageError> {
-    let models: Vec<String> = models
-        .iter()
-        .map(|m| m.trim().to_string())
-        .filter(|m| !m.is_empty())
-        .collect();
     if models.is_empty() {
         return Ok(None);
+    }
+    let models: Vec<String> = models.iter().map(|m| m.trim().to_string()).collect();
+    // `--models ",,,"` must not quietly mean "every model".
+    if models.iter().any(|m| m.is_empty()) {
+        return Err(UsageError(format!(
+            "--models has an empty entry; list model ids separated by commas, like \
+             {category}.Employee,{category}.Employment (or leave the flag out for every model)"
+        )));
     }
     for m in &models {
         known_model(m, Some(category))?;
@@ -55,6 +58,18 @@ fn validate_models(category: &str, models: &[String]) -> Result<Option<Vec<Strin
 fn add(config: &Config, args: &AddArgs) -> Result<ExitCode> {
     validate_category(&args.category)?;
     let models = validate_models(&args.category, &args.models)?;
+    if args
+        .linked_account_id
+        .as_deref()
+        .is_some_and(|id| id.trim().is_empty())
+    {
+        return Err(UsageError(
+            "--linked-account-id is empty; pass Merge's linked account id, or leave the flag out \
+             to ask Merge for it"
+                .into(),
+        )
+        .into());
+    }
     // Open an existing state file first, so a corrupt or newer one is refused before any call
     // to Merge; a new one is only created once Merge has answered.
     let mut store = store::open_existing(&config.db)?;
@@ -74,7 +89,7 @@ fn add(config: &Config, args: &AddArgs) -> Result<ExitCode> {
     let new = match &args.linked_account_id {
         // Explicit flags: no call to Merge.
         Some(id) => NewAccount {
-            linked_account_id: id.clone(),
+            linked_account_id: id.trim().to_string(),
             end_user_origin_id: args.end_user_origin_id.clone(),
             category: args.category.clone(),
             integration_slug: None,
@@ -140,7 +155,7 @@ fn client(config: &Config) -> Result<MergeClient> {
 
 fn list(config: &Config, json: bool) -> Result<ExitCode> {
     require_state_file(config)?;
-    let mut store = store::open(&config.db)?;
+    let mut store = open_read_only(config)?;
     let mut out = Vec::new();
     for a in store.accounts()? {
         out.push(views::account_view(store.as_mut(), &a)?.0);
@@ -166,6 +181,8 @@ fn remove(config: &Config, key: &str, purge: bool) -> Result<ExitCode> {
     let account = resolve_account(store.as_mut(), key)?;
     let purged = store.remove_account(&account.linked_account_id, purge)?;
     if purge {
+        // Its webhooks too: a linked one carries its token.
+        crate::sync::webhooks::purge_account(store.as_mut(), &account)?;
         println!(
             "{}: removed, {purged} mirrored records deleted",
             account.linked_account_id

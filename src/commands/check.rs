@@ -74,10 +74,10 @@ pub fn run(config: &Config) -> Result<ExitCode> {
             Arc::new(RateLimiter::per_minute(100)),
         );
         match api.sync_status() {
-            Ok(models) => println!(
+            Ok(report) => println!(
                 "account {}: reachable, {} models in sync-status",
                 a.linked_account_id,
-                models.len()
+                report.statuses.len()
             ),
             Err(e) => {
                 ok = false;

@@ -5,15 +5,14 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chrono::Utc;
 
-use super::{require_state_file, resolve_account, views};
+use super::{open_read_only, require_state_file, resolve_account, views};
 use crate::cli::StatusArgs;
 use crate::config::Config;
 use crate::report;
-use crate::store;
 
 pub fn run(config: &Config, args: &StatusArgs) -> Result<ExitCode> {
     require_state_file(config)?;
-    let mut store = store::open(&config.db)?;
+    let mut store = open_read_only(config)?;
     let list = match &args.account {
         Some(key) => vec![resolve_account(store.as_mut(), key)?],
         None => store.accounts()?,

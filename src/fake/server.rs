@@ -415,12 +415,16 @@ fn default_detail(status: u16) -> &'static str {
 /// The real answer: the handler runs under the state lock, rendering outside it.
 fn answer(shared: &Shared, req: &HttpRequest) -> HttpResponse {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let reply = {
+        let (reply, now) = {
             let mut state = lock(&shared.state);
             state.process_due();
-            api::handle(&state, req)
+            (api::handle(&state, req), state.now())
         };
-        reply.into_response()
+        let mut resp = reply.into_response();
+        // Merge's clock, as a real server reports its own: clients cap window bounds by it.
+        resp.headers
+            .push(("Date", now.format("%a, %d %b %Y %H:%M:%S GMT").to_string()));
+        resp
     }));
     result.unwrap_or_else(|_| {
         log::error!(

@@ -3,16 +3,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use super::error::{detail, excerpt, MergeError};
 use super::limits::{FailureBudget, RateLimiter};
-use super::models::{AccountDetails, AccountTokenExchange, Page, RecordPage, SyncStatus};
+use super::models::{
+    AccountDetails, AccountTokenExchange, Page, RecordPage, SyncStatus, SyncStatusReport,
+};
 use super::stats::{RequestCounts, RequestStats, Wait, WaitObserver, WaitReason};
 use crate::secret::Secret;
 
 /// sync-status lists one entry per model: a few pages at most. More means a broken cursor.
 const MAX_STATUS_PAGES: usize = 1000;
+
+/// The largest response body read. Merge's pages hold at most 100 records; a body beyond
+/// this is hostile or broken, and reading it would take the process's memory with it.
+pub const MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Retries within one run. Merge says GETs are always safe to retry.
 #[derive(Debug, Clone)]
@@ -45,6 +52,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub retry: RetryPolicy,
+    /// The largest response body accepted (after decompression).
+    pub max_body: u64,
 }
 
 impl Default for ClientOptions {
@@ -53,6 +62,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            max_body: MAX_BODY_BYTES,
         }
     }
 }
@@ -64,6 +74,7 @@ pub struct MergeClient {
     base_url: String,
     api_key: Secret,
     retry: RetryPolicy,
+    max_body: u64,
     failures: Arc<FailureBudget>,
     stats: Arc<RequestStats>,
     on_wait: Option<WaitObserver>,
@@ -112,12 +123,16 @@ impl MergeClient {
             .timeout_recv_body(Some(options.read_timeout))
             .user_agent(concat!("merge-sync/", env!("CARGO_PKG_VERSION")))
             .max_idle_connections_per_host(16)
+            // Merge's API does not redirect. Following one would send the account token (and
+            // mirror the data) of whatever host it names; a 3xx is reported instead.
+            .max_redirects(0)
             .build();
         MergeClient {
             agent: config.into(),
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             retry: options.retry,
+            max_body: options.max_body,
             failures: Arc::new(FailureBudget::default()),
             stats: Arc::default(),
             on_wait: None,
@@ -187,22 +202,29 @@ pub struct AccountApi<'a> {
 }
 
 impl AccountApi<'_> {
-    /// Every page of `GET {category}/v1/sync-status`.
-    pub fn sync_status(&self) -> Result<Vec<SyncStatus>, MergeError> {
-        let mut all = Vec::new();
+    /// Every page of `GET {category}/v1/sync-status`, with Merge's clock as its responses'
+    /// `Date` headers showed it.
+    pub fn sync_status(&self) -> Result<SyncStatusReport, MergeError> {
+        let mut report = SyncStatusReport::default();
         let mut cursor: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
         let query = [("page_size", "100".to_string())];
         for _ in 0..MAX_STATUS_PAGES {
-            let page: Page<SyncStatus> = self.get_json("sync-status", &query, cursor.as_deref())?;
-            all.extend(page.results);
+            let (page, date): (Page<SyncStatus>, _) =
+                self.get_json_dated("sync-status", &query, cursor.as_deref())?;
+            report.statuses.extend(page.results);
+            report.merge_time = report.merge_time.max(date);
+            if let Some(c) = cursor.take() {
+                seen.insert(c);
+            }
             match page.next.as_deref().map(cursor_of) {
-                None => return Ok(all),
+                None => return Ok(report),
                 // A partial list would make missing models look absent (and an account look
-                // complete): better to fail the pass.
-                Some(next) if Some(&next) == cursor.as_ref() => {
+                // complete): better to fail the pass. The same rule as the list endpoints.
+                Some(next) if seen.contains(&next) => {
                     return Err(MergeError::Decode {
                         path: self.display_path("sync-status"),
-                        message: "Merge returned the same cursor twice".into(),
+                        message: "Merge's paging came back to a cursor it had already given".into(),
                         excerpt: String::new(),
                     })
                 }
@@ -283,17 +305,29 @@ impl AccountApi<'_> {
         query: &[(&str, String)],
         cursor: Option<&str>,
     ) -> Result<T, MergeError> {
+        self.get_json_dated(path, query, cursor).map(|(v, _)| v)
+    }
+
+    /// Like `get_json`, with the response's `Date` header (Merge's clock).
+    fn get_json_dated<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        cursor: Option<&str>,
+    ) -> Result<(T, Option<DateTime<Utc>>), MergeError> {
         let policy = &self.client.retry;
         let mut transient_failures = 0;
         let mut rate_limited = 0;
         let mut waited_for_limit = Duration::ZERO;
         loop {
-            let result = self.get_once(path, query, cursor).and_then(|body| {
-                serde_json::from_slice(&body).map_err(|e| MergeError::Decode {
-                    path: self.display_path(path),
-                    message: format!("malformed JSON ({e})"),
-                    excerpt: excerpt(&body, &self.secrets()),
-                })
+            let result = self.get_once(path, query, cursor).and_then(|(body, date)| {
+                serde_json::from_slice(&body)
+                    .map(|v| (v, date))
+                    .map_err(|e| MergeError::Decode {
+                        path: self.display_path(path),
+                        message: format!("malformed JSON ({e})"),
+                        excerpt: excerpt(&body, &self.secrets()),
+                    })
             });
             match result {
                 Ok(value) => return Ok(value),
@@ -370,7 +404,7 @@ impl AccountApi<'_> {
         path: &str,
         query: &[(&str, String)],
         cursor: Option<&str>,
-    ) -> Result<Vec<u8>, MergeError> {
+    ) -> Result<(Vec<u8>, Option<DateTime<Utc>>), MergeError> {
         let url = format!("{}/{}/v1/{}", self.client.base_url, self.category, path);
         let shown = self.display_path(path);
         let mut req = self
@@ -397,7 +431,7 @@ impl AccountApi<'_> {
         self.client.failures.start();
         let result = self.exchange(req, &shown);
         let failed = match &result {
-            Ok(_) | Err(MergeError::RateLimited { .. }) => false,
+            Ok(_) | Err(MergeError::RateLimited { .. } | MergeError::Redirected { .. }) => false,
             Err(_) => true,
         };
         self.client.failures.finish(failed);
@@ -408,11 +442,19 @@ impl AccountApi<'_> {
         &self,
         req: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
         shown: &str,
-    ) -> Result<Vec<u8>, MergeError> {
-        let transport = |e: ureq::Error| MergeError::Transport {
-            origin: origin(&self.client.base_url),
-            path: shown.to_string(),
-            message: e.to_string(),
+    ) -> Result<(Vec<u8>, Option<DateTime<Utc>>), MergeError> {
+        let limit = self.client.max_body;
+        let transport = |e: ureq::Error| match e {
+            // Not worth a retry: the same request gets the same body.
+            ureq::Error::BodyExceedsLimit(_) => MergeError::TooLarge {
+                path: shown.to_string(),
+                limit,
+            },
+            e => MergeError::Transport {
+                origin: origin(&self.client.base_url),
+                path: shown.to_string(),
+                message: e.to_string(),
+            },
         };
         let mut resp = match req.call() {
             Ok(resp) => resp,
@@ -423,20 +465,32 @@ impl AccountApi<'_> {
         };
         let status = resp.status().as_u16();
         self.client.stats.record(Some(status));
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+        let date = header("date").as_deref().and_then(parse_http_date);
+        if (300..400).contains(&status) {
+            return Err(MergeError::Redirected {
+                status,
+                path: shown.to_string(),
+                location: header("location")
+                    .map(|l| excerpt(l.as_bytes(), &self.secrets()))
+                    .unwrap_or_else(|| "(no Location header)".into()),
+            });
+        }
         let body = resp
             .body_mut()
             .with_config()
-            .limit(256 * 1024 * 1024)
+            .limit(limit)
             .read_to_vec()
             .map_err(transport)?;
         let secrets = self.secrets();
         match status {
-            200..=299 => Ok(body),
+            200..=299 => Ok((body, date)),
             401 | 403 => {
                 let detail = detail(&body, &secrets);
                 // Merge answers 401 both for a bad API key and for a bad account token; the
@@ -496,6 +550,13 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let secs = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
     Some(Duration::from_secs(secs.clamp(0, 86_400) as u64))
+}
+
+/// An HTTP `Date` header (`Thu, 03 Dec 2026 10:40:55 GMT`).
+fn parse_http_date(v: &str) -> Option<DateTime<Utc>> {
+    chrono::DateTime::parse_from_rfc2822(v.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// Merge's `next` is an opaque cursor; some proxies and older APIs give a URL instead
@@ -575,5 +636,135 @@ mod tests {
             ClientOptions::default(),
         );
         assert!(!format!("{c:?}").contains("abcdefgh"));
+    }
+
+    /// A loopback HTTP server answering every request with `answer(request line)`, counting
+    /// requests. Raw, so a test can send any status, header or body.
+    fn raw_server(
+        answer: impl Fn(&str) -> String + Send + 'static,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                // Skip the headers.
+                let mut h = String::new();
+                while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                    h.clear();
+                }
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = stream.write_all(answer(&line).as_bytes());
+            }
+        });
+        (format!("http://{addr}/api"), count)
+    }
+
+    fn client(base: &str, max_body: u64) -> MergeClient {
+        MergeClient::new(
+            base,
+            Secret::new("sk_test_key_000"),
+            ClientOptions {
+                retry: RetryPolicy {
+                    base_delay: Duration::from_millis(1),
+                    ..RetryPolicy::default()
+                },
+                max_body,
+                ..ClientOptions::default()
+            },
+        )
+    }
+
+    fn status_of(c: &MergeClient) -> Result<SyncStatusReport, MergeError> {
+        let token = Secret::new("tok_account_000");
+        c.account("hris", &token, Arc::new(RateLimiter::per_minute(10_000)))
+            .sync_status()
+    }
+
+    fn ok(body: &str) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Thu, 03 Dec 2026 10:40:55 GMT\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    // Regression (hardening item 3): a redirect to another host got the account token.
+    #[test]
+    fn a_redirect_is_an_error_naming_where_it_pointed_and_sends_nothing_there() {
+        let (elsewhere, hits) = raw_server(|_| ok(r#"{"next": null, "results": []}"#));
+        let location = format!("{elsewhere}/hris/v1/sync-status");
+        let (merge, _) = raw_server(move |_| {
+            format!(
+                "HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        });
+        let err = status_of(&client(&merge, MAX_BODY_BYTES)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, MergeError::Redirected { status: 301, .. }),
+            "{msg}"
+        );
+        assert!(msg.contains(&elsewhere), "{msg}");
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    // Regression (hardening item 10): a cursor cycle in sync-status cost 1,000 requests.
+    #[test]
+    fn a_sync_status_cursor_cycle_stops_within_a_few_requests() {
+        let (merge, hits) = raw_server(|line| {
+            let next = if line.contains("cursor=A") {
+                "B"
+            } else if line.contains("cursor=B") {
+                "C"
+            } else if line.contains("cursor=C") {
+                "A"
+            } else {
+                "B"
+            };
+            ok(&format!(r#"{{"next": "{next}", "results": []}}"#))
+        });
+        let err = status_of(&client(&merge, MAX_BODY_BYTES)).unwrap_err();
+        assert!(err.to_string().contains("cursor"), "{err}");
+        assert!(hits.load(std::sync::atomic::Ordering::SeqCst) <= 4);
+    }
+
+    // Regression (hardening item 11): an over-size body was read (up to 256 MiB), retried
+    // and reported as a network problem.
+    #[test]
+    fn an_over_size_body_is_refused_once_with_a_clear_message() {
+        let big = format!(
+            r#"{{"next": null, "results": [], "pad": "{}"}}"#,
+            "x".repeat(4096)
+        );
+        let (merge, hits) = raw_server(move |_| ok(&big));
+        let err = status_of(&client(&merge, 1024)).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, MergeError::TooLarge { .. }), "{msg}");
+        assert!(msg.contains("larger than 1024 bytes"), "{msg}");
+        assert!(!msg.contains("check the network"), "{msg}");
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "not retried"
+        );
+    }
+
+    #[test]
+    fn sync_status_reports_merges_clock_from_the_date_header() {
+        let (merge, _) = raw_server(|_| ok(r#"{"next": null, "results": []}"#));
+        let report = status_of(&client(&merge, MAX_BODY_BYTES)).unwrap();
+        assert_eq!(
+            report.merge_time,
+            crate::time::parse("2026-12-03T10:40:55Z")
+        );
     }
 }

@@ -39,6 +39,21 @@ pub enum MergeError {
         path: String,
         message: String,
     },
+    #[error(
+        "Merge answered HTTP {status} on {path}, redirecting to {location}; merge-sync follows \
+         no redirect (it would carry the account token there). Check --api-url / MERGE_API_URL"
+    )]
+    Redirected {
+        status: u16,
+        path: String,
+        location: String,
+    },
+    #[error(
+        "Merge's response on {path} is larger than {}; not read, not retried (a Merge page \
+         holds at most 100 records: check --api-url / MERGE_API_URL and any proxy in between)",
+        size_text(*limit)
+    )]
+    TooLarge { path: String, limit: u64 },
     #[error("unexpected response from Merge on {path}: {message}; body starts: {excerpt}")]
     Decode {
         path: String,
@@ -71,6 +86,16 @@ impl MergeError {
                 ..
             }
         )
+    }
+}
+
+/// `33554432` → `32 MiB`; smaller sizes in bytes.
+fn size_text(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 

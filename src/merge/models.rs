@@ -59,6 +59,14 @@ pub struct SyncStatus {
     pub last_sync_finished: Option<DateTime<Utc>>,
 }
 
+/// Every entry of sync-status, and Merge's clock as the responses' `Date` headers showed it
+/// (the latest page's; `None` when Merge, or a proxy, sent none).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncStatusReport {
+    pub statuses: Vec<SyncStatus>,
+    pub merge_time: Option<DateTime<Utc>>,
+}
+
 /// The envelope of every list endpoint. `next` is an opaque cursor.
 #[derive(Debug, Deserialize)]
 pub struct Page<T> {

@@ -90,6 +90,10 @@ pub fn run_all(fixture: &Fixture) {
             "inbox",
             the_inbox_stores_duplicates_once_and_applies_each_once,
         ),
+        (
+            "inbox redaction",
+            applied_webhooks_are_redacted_pruned_and_purged,
+        ),
         ("rollback", a_failed_transaction_leaves_nothing_behind),
         ("locks", an_account_lock_excludes_a_second_holder),
         (
@@ -380,7 +384,7 @@ fn the_inbox_stores_duplicates_once_and_applies_each_once(f: &Fixture) {
     let first = store
         .in_transaction(|tx| {
             let item = tx.claim_pending_webhook()?.expect("one is pending");
-            tx.mark_webhook_applied(item.id, "applied", now)?;
+            tx.mark_webhook_applied(item.id, "applied", None, None, now)?;
             Ok(item)
         })
         .unwrap();
@@ -388,7 +392,7 @@ fn the_inbox_stores_duplicates_once_and_applies_each_once(f: &Fixture) {
     let second = store
         .in_transaction(|tx| {
             let item = tx.claim_pending_webhook()?.expect("one more is pending");
-            tx.mark_webhook_applied(item.id, "applied", now)?;
+            tx.mark_webhook_applied(item.id, "applied", None, None, now)?;
             Ok(item)
         })
         .unwrap();
@@ -397,6 +401,40 @@ fn the_inbox_stores_duplicates_once_and_applies_each_once(f: &Fixture) {
         .in_transaction(|tx| tx.claim_pending_webhook())
         .unwrap();
     assert!(none.is_none());
+}
+
+// Hardening item 5: tokens stayed in applied bodies, the inbox was never pruned, and
+// `--purge` left an account's webhooks behind.
+fn applied_webhooks_are_redacted_pruned_and_purged(f: &Fixture) {
+    let mut store = (f.open)();
+    let t0 = t("2026-03-01T00:00:00Z");
+    let secret_body = b"{\"token\":\"tok_secret\"}";
+    store.enqueue_webhook(secret_body, None, t0).unwrap();
+    let id = store.pending_webhooks().unwrap()[0].id;
+    store
+        .mark_webhook_applied(id, "linked: a1", Some("a1"), Some(b"{}"), t0)
+        .unwrap();
+    assert!(store.pending_webhooks().unwrap().is_empty());
+    // The original is still recognised as a duplicate.
+    assert!(!store.enqueue_webhook(secret_body, None, t0).unwrap());
+
+    let later = t0 + chrono::Duration::days(1);
+    store.enqueue_webhook(b"{\"n\":2}", None, later).unwrap();
+    let second = store.pending_webhooks().unwrap()[0].id;
+    store
+        .mark_webhook_applied(second, "due: a2", Some("a2"), None, later)
+        .unwrap();
+    store.enqueue_webhook(b"{\"n\":3}", None, later).unwrap();
+    let pending = store.pending_webhooks().unwrap()[0].id;
+    assert_eq!(
+        store
+            .prune_applied_webhooks(t0 + chrono::Duration::hours(1))
+            .unwrap(),
+        1,
+        "only the old applied one goes"
+    );
+    assert_eq!(store.delete_account_webhooks("a2", &[pending]).unwrap(), 2);
+    assert!(store.pending_webhooks().unwrap().is_empty());
 }
 
 fn a_failed_transaction_leaves_nothing_behind(f: &Fixture) {

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::secret::Secret;
 
-pub use sqlite::CURRENT_VERSION;
+pub use sqlite::{lock_file, real_path, CURRENT_VERSION};
 
 /// Errors a caller branches on; everything else is an `anyhow` chain with context.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,11 @@ pub enum StoreError {
         path.join("merge-sync.db").display()
     )]
     IsDirectory { path: PathBuf },
+    #[error(
+        "the state file has schema version {found}, which no merge-sync writes: it is damaged \
+         or not merge-sync's. Point --db or MERGE_SYNC_DB at the right file"
+    )]
+    BadSchemaVersion { found: i64 },
     #[error("invalid model id {0:?}: expected category.Model, like hris.Employee")]
     InvalidModelId(String),
 }
@@ -97,6 +102,16 @@ pub fn open_existing(location: &Location) -> Result<Option<Box<dyn Store>>> {
         return Ok(None);
     }
     open(location).map(Some)
+}
+
+/// Opens existing state for reading only (`status`, `accounts list`): nothing is created or
+/// written, so read access is enough. Only state from an older merge-sync is migrated first
+/// (which needs write access once). `None` when there is none yet.
+pub fn open_existing_read_only(location: &Location) -> Result<Option<Box<dyn Store>>> {
+    match location {
+        Location::Sqlite(path) if !path.exists() => Ok(None),
+        Location::Sqlite(path) => Ok(Some(sqlite::SqliteStore::open_read_only(path)?)),
+    }
 }
 
 /// The schema version of existing state, read without migrating or creating anything
@@ -420,7 +435,29 @@ pub trait Store: Send {
     /// transaction that also marks it applied: the claim lasts until the transaction ends, so
     /// every webhook is applied exactly once however many processes share the inbox.
     fn claim_pending_webhook(&mut self) -> Result<Option<InboxItem>>;
-    fn mark_webhook_applied(&mut self, id: i64, outcome: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Records what applying a webhook did and which account it was about. A body that
+    /// carried an account token is replaced by `redacted_body`: once applied, the token lives
+    /// only with the account. The original's hash stays, so a retried delivery is still
+    /// recognised as a duplicate.
+    fn mark_webhook_applied(
+        &mut self,
+        id: i64,
+        outcome: &str,
+        linked_account_id: Option<&str>,
+        redacted_body: Option<&[u8]>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Every webhook not yet applied, oldest first (for purging an account's).
+    fn pending_webhooks(&mut self) -> Result<Vec<InboxItem>>;
+    /// Deletes applied webhooks received before `before`; returns how many.
+    fn prune_applied_webhooks(&mut self, before: DateTime<Utc>) -> Result<usize>;
+    /// Deletes every applied webhook recorded against `linked_account_id` and the pending
+    /// ones in `pending_ids`; returns how many.
+    fn delete_account_webhooks(
+        &mut self,
+        linked_account_id: &str,
+        pending_ids: &[i64],
+    ) -> Result<usize>;
 }
 
 impl dyn Store + '_ {

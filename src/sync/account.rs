@@ -148,10 +148,7 @@ pub fn run_pass(
             let next = now + failure_backoff(account.consecutive_failures + 1);
             store.record_account_failure(id, &msg, next, now)?;
         }
-        Err(e) => {
-            let next = now + failure_backoff(account.consecutive_failures + 1);
-            store.record_account_failure(id, &format!("{e:#}"), next, now)?;
-        }
+        Err(e) => record_failure(engine, store, account, &format!("{e:#}"))?,
     }
     match outcome {
         Ok((summary, _)) if summary.model_errors.is_empty() => Ok(summary),
@@ -169,6 +166,19 @@ pub fn run_pass(
     }
 }
 
+/// Records a failed pass over `account` (or one that could not start): the error, and the
+/// next poll after the backoff.
+pub fn record_failure(
+    engine: &Engine,
+    store: &mut dyn Store,
+    account: &Account,
+    error: &str,
+) -> Result<()> {
+    let now = (engine.clock)();
+    let next = now + failure_backoff(account.consecutive_failures + 1);
+    store.record_account_failure(&account.linked_account_id, error, next, now)
+}
+
 fn pass(
     engine: &Engine,
     store: &mut dyn Store,
@@ -181,17 +191,34 @@ fn pass(
     let api = engine
         .client
         .account(&account.category, &account.account_token, limiter);
-    let statuses = api.sync_status().map_err(anyhow::Error::from)?;
+    let report = api.sync_status().map_err(anyhow::Error::from)?;
     let now = (engine.clock)();
     // Planned on rows read under the account's row lock and saved in the same transaction,
     // so a webhook's readiness or hint saved meanwhile is never overwritten.
     let plan = store.in_transaction(|tx| {
         tx.lock_account(id)?;
         let stored = tx.model_states(id)?;
-        let plan = plan_account(account, &stored, &statuses, options, now);
+        let plan = plan_account(
+            account,
+            &stored,
+            &report.statuses,
+            report.merge_time,
+            options,
+            now,
+        );
         tx.save_observed(id, &plan.observed)?;
         Ok(plan)
     })?;
+    for c in &plan.capped {
+        log::warn!(
+            account = id.as_str(), model = c.model_id.as_str();
+            "{id} {}: Merge reported a finished sync at {}, later than its own clock; \
+             fetching only up to {} (the rest on a later pass)",
+            c.model_id,
+            crate::time::format(c.reported),
+            crate::time::format(c.bound)
+        );
+    }
 
     let mut summary = PassSummary {
         models_ready: plan.models_ready,

@@ -13,6 +13,54 @@ use crate::store::{Account, ModelState, ObservedStatus};
 /// absorbs the re-read records.
 pub const DEFAULT_OVERLAP: Duration = Duration::seconds(1);
 
+/// How far a reported time may run ahead of our own clock when no `Date` header tells us
+/// Merge's: room for ordinary clock skew, small enough that the overlap absorbs most of it.
+pub const CLOCK_TOLERANCE: Duration = Duration::seconds(5);
+
+/// The resolution of an HTTP `Date` header: whole seconds.
+const DATE_RESOLUTION: Duration = Duration::seconds(1);
+
+/// A reported finish time as a window bound: never past what Merge's clock has reached, by
+/// the `Date` header of its sync-status response (`merge_time`); without one, by our clock
+/// (`now`) plus [`CLOCK_TOLERANCE`]. Returns the bound and whether the report was capped.
+///
+/// A bound past Merge's clock would freeze the model: Merge keeps writing records stamped
+/// before it, and every later window starts after it, so those records are skipped for good.
+/// So a report later than the clock is cut to the clock's reading, never to a guess beyond
+/// it. A report within the header's second is consistent with it (the header is truncated
+/// to whole seconds, and Merge's clock had reached the report when it sent it) and is kept.
+pub fn cap_bound(
+    reported: DateTime<Utc>,
+    merge_time: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, bool) {
+    let (clock, slack) = match merge_time {
+        Some(t) => (t, DATE_RESOLUTION),
+        None => (now + CLOCK_TOLERANCE, Duration::zero()),
+    };
+    if reported <= clock + slack {
+        (reported, false)
+    } else {
+        (clock, true)
+    }
+}
+
+/// Whether a webhook's `last_sync_finished` is worth keeping as a hint, judged at our clock
+/// `now`. One over a day ahead is a broken report, not skew. A hint kept is capped like any
+/// report when a pass plans its window ([`cap_bound`], at Merge's clock from sync-status):
+/// the webhook itself carries no reading of Merge's clock, and ours may differ from it.
+pub fn hint_is_plausible(reported: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    reported <= now + Duration::days(1)
+}
+
+/// A reported `last_sync_finished` that was later than Merge's clock, and the bound used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CappedReport {
+    pub model_id: String,
+    pub reported: DateTime<Utc>,
+    pub bound: DateTime<Utc>,
+}
+
 /// One `modified_after`/`modified_before` window, possibly resumed at a saved cursor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
@@ -57,6 +105,8 @@ pub struct AccountPlan {
     /// Models asked for by name (`fetch --model`) that Merge does not sync for this account:
     /// not in its sync-status, or `DISABLED`. Asking for one is a mistake to report.
     pub unavailable: Vec<Skip>,
+    /// Reports later than Merge's clock, fetched only up to it (the caller warns).
+    pub capped: Vec<CappedReport>,
     pub next_poll_at: DateTime<Utc>,
 }
 
@@ -107,11 +157,13 @@ fn dedup_statuses(statuses: &[SyncStatus]) -> Vec<&SyncStatus> {
     sorted
 }
 
-/// Plans one account's pass.
+/// Plans one account's pass. `merge_time` is Merge's clock from the sync-status response
+/// (its `Date` header), `now` ours; no window ends past Merge's clock ([`cap_bound`]).
 pub fn plan_account(
     account: &Account,
     stored: &[ModelState],
     statuses: &[SyncStatus],
+    merge_time: Option<DateTime<Utc>>,
     options: &PlanOptions,
     now: DateTime<Utc>,
 ) -> AccountPlan {
@@ -119,6 +171,7 @@ pub fn plan_account(
     let mut observed = Vec::new();
     let mut fetches = Vec::new();
     let mut skips = Vec::new();
+    let mut capped = Vec::new();
     let mut cadence: Option<Duration> = None;
 
     for st in dedup_statuses(statuses) {
@@ -171,7 +224,19 @@ pub fn plan_account(
             None
         };
         let hinted = prev.and_then(|p| p.hinted_last_sync_finished);
-        let target = reported.max(hinted);
+        // Each capped on its own: a hint ahead of the clock must not hide a report behind it.
+        let mut cap = |t: DateTime<Utc>| {
+            let (bound, was_capped) = cap_bound(t, merge_time, now);
+            if was_capped {
+                capped.push(CappedReport {
+                    model_id: st.model_id.clone(),
+                    reported: t,
+                    bound,
+                });
+            }
+            bound
+        };
+        let target = reported.map(&mut cap).max(hinted.map(&mut cap));
         let have = prev.and_then(|p| p.merge_last_sync_finished);
         let resume = prev.and_then(|p| match (&p.cursor, p.window_before) {
             (Some(c), Some(before)) => Some(Window {
@@ -265,6 +330,7 @@ pub fn plan_account(
         fetches,
         skips,
         unavailable,
+        capped,
         next_poll_at,
     }
 }
@@ -407,6 +473,7 @@ mod tests {
                 &account(false),
                 &[],
                 &statuses,
+                None,
                 &PlanOptions::default(),
                 now(),
             );
@@ -439,6 +506,7 @@ mod tests {
             &account(false),
             &[],
             &statuses,
+            None,
             &PlanOptions::default(),
             now(),
         );
@@ -458,14 +526,28 @@ mod tests {
             Some("2026-11-29T11:00:00Z"),
         )];
         assert!(
-            !plan_account(&account(true), &[], &done, &PlanOptions::default(), now())
-                .initial_sync_completed_now
+            !plan_account(
+                &account(true),
+                &[],
+                &done,
+                None,
+                &PlanOptions::default(),
+                now()
+            )
+            .initial_sync_completed_now
         );
         // An account with no enabled model is not complete.
         let none = [st("hris.Employee", "DISABLED", true, None, None)];
         assert!(
-            !plan_account(&account(false), &[], &none, &PlanOptions::default(), now())
-                .initial_sync_completed_now
+            !plan_account(
+                &account(false),
+                &[],
+                &none,
+                None,
+                &PlanOptions::default(),
+                now()
+            )
+            .initial_sync_completed_now
         );
     }
 
@@ -530,6 +612,7 @@ mod tests {
                 &account(true),
                 &stored,
                 &statuses,
+                None,
                 &PlanOptions::default(),
                 now(),
             );
@@ -563,6 +646,7 @@ mod tests {
             &account(true),
             &[s],
             &statuses,
+            None,
             &PlanOptions::default(),
             now(),
         );
@@ -589,6 +673,7 @@ mod tests {
             &account(true),
             std::slice::from_ref(&s),
             &statuses,
+            None,
             &PlanOptions::default(),
             now(),
         );
@@ -598,7 +683,7 @@ mod tests {
             full: true,
             ..Default::default()
         };
-        let plan = plan_account(&account(true), &[s], &statuses, &full, now());
+        let plan = plan_account(&account(true), &[s], &statuses, None, &full, now());
         assert_eq!(
             plan.fetches[0].windows,
             vec![Window {
@@ -635,6 +720,7 @@ mod tests {
             &account(true),
             &[],
             &[status],
+            None,
             &PlanOptions::default(),
             now(),
         );
@@ -670,6 +756,7 @@ mod tests {
             &account(true),
             &[],
             &statuses,
+            None,
             &PlanOptions::default(),
             now(),
         );
@@ -690,6 +777,7 @@ mod tests {
             &account(true),
             &[],
             &statuses,
+            None,
             &PlanOptions::default(),
             now(),
         );
@@ -711,7 +799,7 @@ mod tests {
             ),
             st("hris.Group", "SYNCING", true, None, None),
         ];
-        let plan = plan_account(&a, &[], &statuses, &PlanOptions::default(), now());
+        let plan = plan_account(&a, &[], &statuses, None, &PlanOptions::default(), now());
         assert_eq!(plan.models_enabled, 1);
         assert!(plan.initial_sync_completed_now);
     }
@@ -734,6 +822,7 @@ mod tests {
             &account(true),
             &[s],
             &statuses,
+            None,
             &PlanOptions::default(),
             now(),
         );
@@ -788,5 +877,78 @@ mod tests {
         assert_eq!(merge_hint(None, older, false), (older, false));
         prev.ready = false;
         assert_eq!(merge_hint(Some(&prev), newer, true), (newer, true));
+    }
+
+    // Regression (hardening item 1): a future-dated last_sync_finished became a window bound,
+    // and records Merge wrote later, stamped before it, were skipped for good.
+    #[test]
+    fn no_window_ends_past_merges_clock() {
+        let merge_time = Some(t("2026-11-29T11:00:00Z"));
+        // (reported finish, stored hint, expected bound, capped)
+        let cases = [
+            ("2026-11-29T10:59:00Z", None, "2026-11-29T10:59:00Z", false),
+            // within the Date header's second: consistent with it, kept
+            (
+                "2026-11-29T11:00:00.900Z",
+                None,
+                "2026-11-29T11:00:00.900Z",
+                false,
+            ),
+            ("2026-11-29T11:00:40Z", None, "2026-11-29T11:00:00Z", true),
+            ("2027-11-29T11:00:00Z", None, "2026-11-29T11:00:00Z", true),
+            // a hint is capped the same way
+            (
+                "2026-11-29T10:00:00Z",
+                Some("2026-11-29T11:30:00Z"),
+                "2026-11-29T11:00:00Z",
+                true,
+            ),
+        ];
+        for (finished, hint, bound, was_capped) in cases {
+            let mut s = stored("hris.Employee", true, Some("2026-11-29T09:00:00Z"));
+            s.hinted_last_sync_finished = hint.map(t);
+            let statuses = [st(
+                "hris.Employee",
+                "DONE",
+                false,
+                Some("DONE"),
+                Some(finished),
+            )];
+            let plan = plan_account(
+                &account(true),
+                &[s],
+                &statuses,
+                merge_time,
+                &PlanOptions::default(),
+                now(),
+            );
+            assert_eq!(plan.fetches[0].windows[0].before, t(bound), "{finished}");
+            assert_eq!(!plan.capped.is_empty(), was_capped, "{finished}");
+            // The reported value is kept for display.
+            assert_eq!(plan.observed[0].last_sync_finished, Some(t(finished)));
+        }
+        // Without a Date header, our clock plus the tolerance.
+        let statuses = [st(
+            "hris.Employee",
+            "DONE",
+            false,
+            Some("DONE"),
+            Some("2026-11-29T13:00:00Z"),
+        )];
+        let plan = plan_account(
+            &account(true),
+            &[],
+            &statuses,
+            None,
+            &PlanOptions::default(),
+            now(),
+        );
+        assert_eq!(plan.fetches[0].windows[0].before, now() + CLOCK_TOLERANCE);
+    }
+
+    #[test]
+    fn webhook_hints_over_a_day_ahead_are_ignored() {
+        assert!(hint_is_plausible(t("2026-11-29T12:00:40Z"), now()));
+        assert!(!hint_is_plausible(t("2027-01-01T00:00:00Z"), now()));
     }
 }

@@ -187,8 +187,14 @@ fn read_pages(
 /// Turns a page into rows, keeping each record's JSON exactly as received. An entry that is
 /// not an object cannot be mirrored; it is skipped with a warning rather than blocking the
 /// model forever.
+///
+/// A `modified_at` that is not a timestamp is stored as NULL (the record's JSON keeps it as
+/// sent): stored as text it would compare above or below every real time, and could stop
+/// later versions of the record from ever replacing it.
 fn rows_of(page: &RecordPage, model_id: &str) -> Vec<RecordRow> {
-    page.results
+    let mut odd_times = Vec::new();
+    let rows = page
+        .results
         .iter()
         .filter_map(|raw| {
             let head: RecordHead = match serde_json::from_str(raw.get()) {
@@ -205,14 +211,61 @@ fn rows_of(page: &RecordPage, model_id: &str) -> Vec<RecordRow> {
                 .clone()
                 .or_else(|| head.remote_id.as_ref().map(|r| format!("remote:{r}")))
                 .unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(raw.get().as_bytes())));
+            let modified_at = head.modified_at.as_deref().and_then(|m| {
+                let parsed = time::parse(m).map(time::format);
+                if parsed.is_none() {
+                    odd_times.push(id.clone());
+                }
+                parsed
+            });
             Some(RecordRow {
                 id,
                 remote_id: head.remote_id,
                 created_at: head.created_at.as_deref().map(time::normalize),
-                modified_at: head.modified_at.as_deref().map(time::normalize),
+                modified_at,
                 remote_was_deleted: head.remote_was_deleted.unwrap_or(false),
                 data: raw.get().to_string(),
             })
         })
-        .collect()
+        .collect();
+    // One line per page, not per record: a source that sends odd times sends them in bulk.
+    if let Some(first) = odd_times.first() {
+        log::warn!(
+            "{model_id}: {} record(s) with a modified_at that is not a timestamp (first: {first}); \
+             stored without one, so later versions still replace them",
+            odd_times.len()
+        );
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(json: &str) -> RecordPage {
+        serde_json::from_str(json).unwrap()
+    }
+
+    // Regression (hardening item 2): an odd modified_at was stored as text and blocked every
+    // later version of the record.
+    #[test]
+    fn a_modified_at_that_is_not_a_timestamp_is_stored_as_null() {
+        let rows = rows_of(
+            &page(
+                r#"{"next": null, "results": [
+                    {"id": "a", "modified_at": "yesterday-ish"},
+                    {"id": "b", "modified_at": "2026-03-02 14:05:22+00"},
+                    {"id": "c"}]}"#,
+            ),
+            "hris.Employee",
+        );
+        assert_eq!(rows[0].modified_at, None);
+        assert!(rows[0].data.contains("yesterday-ish"), "the JSON keeps it");
+        assert_eq!(
+            rows[1].modified_at.as_deref(),
+            Some("2026-03-02T14:05:22.000000Z")
+        );
+        assert_eq!(rows[2].modified_at, None);
+    }
 }

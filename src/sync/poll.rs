@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 
-use super::account::{run_locked_pass, Engine, PassSummary};
+use super::account::{record_failure, run_locked_pass, Engine, PassSummary};
 use super::detect::PlanOptions;
 use super::fetch::FetchProgress;
 use crate::merge::MergeError;
@@ -98,14 +98,33 @@ pub fn poll(
                         return Ok(());
                     };
                     let id = account.linked_account_id.clone();
-                    let Some(mut lock) = store.try_lock_account(&id)? else {
-                        log::info!(account = id.as_str(); "{id}: another merge-sync is syncing it; skipped");
-                        report
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .locked
-                            .push(id);
-                        continue;
+                    let mut lock = match store.try_lock_account(&id) {
+                        Ok(Some(lock)) => lock,
+                        Ok(None) => {
+                            log::info!(account = id.as_str(); "{id}: another merge-sync is syncing it; skipped");
+                            report
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .locked
+                                .push(id);
+                            continue;
+                        }
+                        // A lock that cannot be taken at all (a lock file another user left,
+                        // say) is this account's failure: recorded, and the others still sync.
+                        Err(e) => {
+                            let msg = format!("{e:#}");
+                            log::error!(account = id.as_str(); "{id}: {msg}");
+                            record_failure(engine, store.as_mut(), &account, &msg)?;
+                            report
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .outcomes
+                                .push(AccountOutcome {
+                                    linked_account_id: id,
+                                    result: Err(msg),
+                                });
+                            continue;
+                        }
                     };
                     // Re-read under the lock: the holder we waited behind may have changed it.
                     let Some(account) = store.account(&id)? else {

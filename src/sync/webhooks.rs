@@ -6,10 +6,13 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use super::detect::{due_on_webhook, effective_result, merge_hint};
+use super::detect::{due_on_webhook, effective_result, hint_is_plausible, merge_hint};
 use crate::merge::catalog;
 use crate::store::{Account, NewAccount, Store};
 use crate::webhook::{self, WebhookKind};
+
+/// How long applied webhooks stay in the inbox (for inspection) before they are pruned.
+pub const INBOX_RETENTION: chrono::Duration = chrono::Duration::days(7);
 
 /// What applying one webhook did (stored in the inbox's `outcome`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +36,18 @@ pub enum Applied {
 }
 
 impl Applied {
+    /// The account the webhook turned out to be about.
+    pub fn linked_account_id(&self) -> Option<&str> {
+        match self {
+            Applied::Due {
+                linked_account_id, ..
+            }
+            | Applied::Linked { linked_account_id }
+            | Applied::NothingNew { linked_account_id } => Some(linked_account_id),
+            _ => None,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Applied::Due {
@@ -72,14 +87,49 @@ pub fn apply_pending(store: &mut dyn Store, now: DateTime<Utc>) -> Result<Vec<Ap
                 }
                 other => log::info!("webhook {}: {}", item.id, other.describe()),
             }
-            tx.mark_webhook_applied(item.id, &applied.describe(), now)?;
+            // Once applied, an account token in the body has done its job: keep it only
+            // with the account.
+            let redacted = webhook::parse(&item.body)
+                .ok()
+                .and_then(|w| w.account_token)
+                .map(|token| webhook::redact(&item.body, token.expose()));
+            tx.mark_webhook_applied(
+                item.id,
+                &applied.describe(),
+                applied.linked_account_id(),
+                redacted.as_deref(),
+                now,
+            )?;
             Ok(Some(applied))
         })?;
         match applied {
             Some(applied) => out.push(applied),
-            None => return Ok(out),
+            None => break,
         }
     }
+    let pruned = store.prune_applied_webhooks(now - INBOX_RETENTION)?;
+    if pruned > 0 {
+        log::debug!("pruned {pruned} applied webhooks older than the retention");
+    }
+    Ok(out)
+}
+
+/// Deletes every inbox entry about an account (`accounts remove --purge`): the applied ones
+/// recorded against it, and pending ones that name it or carry its token.
+pub fn purge_account(store: &mut dyn Store, account: &Account) -> Result<usize> {
+    let pending: Vec<i64> = store
+        .pending_webhooks()?
+        .into_iter()
+        .filter(|item| {
+            webhook::parse(&item.body).is_ok_and(|w| {
+                w.linked_account.id.as_deref() == Some(account.linked_account_id.as_str())
+                    || w.account_token
+                        .is_some_and(|t| t.expose() == account.account_token.expose())
+            })
+        })
+        .map(|item| item.id)
+        .collect();
+    store.delete_account_webhooks(&account.linked_account_id, &pending)
 }
 
 /// The account a webhook is about: by `linked_account.id`; only when the webhook names no id,
@@ -145,12 +195,12 @@ pub fn apply(store: &mut dyn Store, body: &[u8], now: DateTime<Utc>) -> Result<A
         let Some(finished) = h.last_sync_finished else {
             continue;
         };
-        // A signed date far ahead of our clock is a broken report; as a window bound it
-        // would freeze the model (every later window would start after it).
-        if finished > now + chrono::Duration::days(1) {
+        // Kept as reported: the pass it triggers caps the window at Merge's own clock.
+        if !hint_is_plausible(finished, now) {
             log::warn!(
-                "{id} {}: ignoring a webhook's last_sync_finished in the future ({finished})",
-                h.model_id
+                "{id} {}: ignoring a webhook's last_sync_finished far in the future ({})",
+                h.model_id,
+                crate::time::format(finished)
             );
             continue;
         }

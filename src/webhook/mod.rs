@@ -16,7 +16,9 @@ pub mod verify;
 
 use serde_json::{json, Value};
 
-pub use payload::{parse, LinkedAccountRef, ModelSyncHint, PayloadError, Webhook, WebhookKind};
+pub use payload::{
+    parse, redact, LinkedAccountRef, ModelSyncHint, PayloadError, Webhook, WebhookKind,
+};
 pub use server::{start, ServerConfig, ServerHandle, WebhookSink, SIGNATURE_HEADER};
 pub use verify::{sign, verify, Verdict, WebhookSecrets};
 

@@ -235,6 +235,32 @@ fn flag_in(map: &Map<String, Value>, key: &str) -> Option<bool> {
     }
 }
 
+/// `body` with every JSON string that contains `token` replaced by `"(redacted)"`; a body
+/// that is not JSON gets a plain byte replacement. Used once a webhook is applied, so the
+/// stored copy no longer carries a credential.
+pub fn redact(body: &[u8], token: &str) -> Vec<u8> {
+    fn walk(v: &mut Value, token: &str) {
+        match v {
+            Value::String(s) if s.contains(token) => *s = "(redacted)".into(),
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, token)),
+            Value::Object(map) => map.values_mut().for_each(|i| walk(i, token)),
+            _ => {}
+        }
+    }
+    if token.is_empty() {
+        return body.to_vec();
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) => {
+            walk(&mut v, token);
+            serde_json::to_vec(&v).unwrap_or_default()
+        }
+        Err(_) => String::from_utf8_lossy(body)
+            .replace(token, "(redacted)")
+            .into_bytes(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,5 +447,13 @@ mod tests {
             parse(br#"{"event":"Issue.new"}"#).unwrap().event,
             "Issue.new"
         );
+    }
+
+    #[test]
+    fn redact_removes_the_token_wherever_it_is() {
+        let body = br#"{"data":{"account_token":"tok_\u0041bc","nested":["x tok_Abc y"]},"n":1}"#;
+        let out = String::from_utf8(redact(body, "tok_Abc")).unwrap();
+        assert!(!out.contains("tok_Abc") && !out.contains("u0041"), "{out}");
+        assert!(out.contains("\"n\":1"), "{out}");
     }
 }

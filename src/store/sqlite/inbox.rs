@@ -42,10 +42,66 @@ pub fn oldest_pending(c: &Connection) -> Result<Option<InboxItem>> {
     .context("reading the webhook inbox")
 }
 
-pub fn mark_applied(c: &Connection, id: i64, outcome: &str, now: DateTime<Utc>) -> Result<()> {
+pub fn mark_applied(
+    c: &Connection,
+    id: i64,
+    outcome: &str,
+    linked_account_id: Option<&str>,
+    redacted_body: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     c.execute(
-        "UPDATE webhook_inbox SET applied_at = ?2, outcome = ?3 WHERE id = ?1",
-        params![id, time::format(now), outcome],
+        "UPDATE webhook_inbox SET applied_at = ?2, outcome = ?3, linked_account_id = ?4,
+            body = COALESCE(?5, body)
+         WHERE id = ?1",
+        params![
+            id,
+            time::format(now),
+            outcome,
+            linked_account_id,
+            redacted_body
+        ],
     )?;
     Ok(())
+}
+
+pub fn pending(c: &Connection) -> Result<Vec<InboxItem>> {
+    let mut stmt = c.prepare(
+        "SELECT id, received_at, body FROM webhook_inbox WHERE applied_at IS NULL ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(InboxItem {
+            id: r.get(0)?,
+            received_at: r.get(1)?,
+            body: r.get(2)?,
+        })
+    })?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .context("reading the webhook inbox")
+}
+
+pub fn prune(c: &Connection, before: DateTime<Utc>) -> Result<usize> {
+    c.execute(
+        "DELETE FROM webhook_inbox WHERE applied_at IS NOT NULL AND received_at < ?1",
+        [time::format(before)],
+    )
+    .context("pruning the webhook inbox")
+}
+
+pub fn delete_account(
+    c: &Connection,
+    linked_account_id: &str,
+    pending_ids: &[i64],
+) -> Result<usize> {
+    let mut n = c.execute(
+        "DELETE FROM webhook_inbox WHERE linked_account_id = ?1",
+        [linked_account_id],
+    )?;
+    for id in pending_ids {
+        n += c.execute(
+            "DELETE FROM webhook_inbox WHERE id = ?1 AND applied_at IS NULL",
+            [id],
+        )?;
+    }
+    Ok(n)
 }

@@ -19,11 +19,21 @@ pub struct FileLock {
     file: File,
 }
 
-/// The directory holding the lock files of the state file at `db`.
+/// The directory holding the lock files of the state file at `db`, named after the file's
+/// real path: through a symlink or another spelling, every process locks the same files.
 pub fn lock_dir(db: &Path) -> PathBuf {
+    let db = super::real_path(db);
     let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".locks");
     db.with_file_name(name)
+}
+
+/// The lock file of one account. Account ids are Merge's, but they are hashed anyway: a file
+/// name never comes from input.
+pub fn lock_file(db: &Path, linked_account_id: &str) -> PathBuf {
+    let digest = Sha256::digest(linked_account_id.as_bytes());
+    let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    lock_dir(db).join(format!("{name}.lock"))
 }
 
 impl FileLock {
@@ -42,10 +52,7 @@ impl FileLock {
                 .create(&dir)
                 .with_context(|| format!("creating lock directory {}", dir.display()))?;
         }
-        // Account ids are Merge's, but hash them anyway: a file name never comes from input.
-        let digest = Sha256::digest(linked_account_id.as_bytes());
-        let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        let path = dir.join(format!("{name}.lock"));
+        let path = lock_file(db, linked_account_id);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -136,5 +143,20 @@ mod tests {
         }
         let mut lock = FileLock::try_acquire(&db, "la1").unwrap().unwrap();
         assert_eq!(lock.recent_requests(), vec![t, t + Duration::from_secs(1)]);
+    }
+
+    // Regression (hardening item 9): a symlinked --db had its own lock directory.
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_to_the_state_file_shares_its_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.db");
+        std::fs::write(&real, b"").unwrap();
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let held = FileLock::try_acquire(&link, "la1").unwrap();
+        assert!(held.is_some());
+        assert!(FileLock::try_acquire(&real, "la1").unwrap().is_none());
+        assert!(!dir.path().join("link.db.locks").exists());
     }
 }

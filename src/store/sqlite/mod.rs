@@ -27,6 +27,7 @@ use super::{
     PageProgress, RecordRow, Store, StoreError, UpsertOutcome,
 };
 
+pub use lock::lock_file;
 pub use schema::CURRENT_VERSION;
 
 /// An open state file.
@@ -41,7 +42,7 @@ impl SqliteStore {
     /// Opens (creating with mode 0600 if needed) and migrates the state file.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         create_private(path)?;
-        let mut conn = Connection::open(path)
+        let mut conn = Connection::open(real_path(path))
             .with_context(|| format!("opening state file {}", path.display()))?;
         configure(&conn, path)?;
         schema::migrate(&mut conn)
@@ -51,6 +52,48 @@ impl SqliteStore {
             path: path.to_path_buf(),
             in_tx: false,
         })
+    }
+
+    /// Opens an existing state file read-only, without migrating it; a file from an older
+    /// merge-sync is migrated first through [`SqliteStore::open`].
+    pub fn open_read_only(path: &Path) -> Result<Box<dyn Store>> {
+        let conn = Connection::open_with_flags(real_path(path), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("opening state file {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        let found: i64 = match conn.query_row("PRAGMA user_version", [], |r| r.get(0)) {
+            Ok(v) => v,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                ) =>
+            {
+                return Err(StoreError::NotSqlite {
+                    path: path.to_path_buf(),
+                }
+                .into())
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading state file {}", path.display()))
+            }
+        };
+        match found {
+            v if v < 0 => Err(StoreError::BadSchemaVersion { found: v }.into()),
+            v if v > CURRENT_VERSION => Err(StoreError::SchemaTooNew {
+                found: v,
+                supported: CURRENT_VERSION,
+            }
+            .into()),
+            v if v < CURRENT_VERSION => {
+                drop(conn);
+                Ok(Box::new(SqliteStore::open(path)?))
+            }
+            _ => Ok(Box::new(SqliteStore {
+                conn,
+                path: path.to_path_buf(),
+                in_tx: false,
+            })),
+        }
     }
 
     /// An in-memory store, for tests.
@@ -89,11 +132,14 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 /// Creates the file with mode 0600 before SQLite touches it: SQLite would create it with the
-/// umask's mode, readable by everyone, and it holds account tokens.
-fn create_private(path: &Path) -> Result<()> {
+/// umask's mode, readable by everyone, and it holds account tokens. Created where it really
+/// lands: a `--db` that is a dangling symlink creates its target.
+fn create_private(given: &Path) -> Result<()> {
+    let real = real_path(given);
+    let path = real.as_path();
     if path.is_dir() {
         return Err(StoreError::IsDirectory {
-            path: path.to_path_buf(),
+            path: given.to_path_buf(),
         }
         .into());
     }
@@ -109,7 +155,7 @@ fn create_private(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
             return Err(StoreError::MissingDirectory {
-                path: path.to_path_buf(),
+                path: given.to_path_buf(),
             }
             .into());
         }
@@ -137,6 +183,41 @@ fn make_private(path: &Path) -> Result<()> {
             .with_context(|| format!("making state file {} private", path.display()))?;
     }
     Ok(())
+}
+
+/// The file `path` really names: symlinks followed (also a dangling one, to where it points),
+/// `.` and `..` resolved, made absolute. For a file that does not exist yet, its directory is
+/// resolved and the name kept. Everything keyed on the state file (its creation, the
+/// per-account lock directory) goes through this, so two spellings of one file agree.
+pub fn real_path(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    // Follow a chain of links by hand: `canonicalize` fails on a dangling one.
+    for _ in 0..40 {
+        let is_link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            break;
+        }
+        match std::fs::read_link(&p) {
+            Ok(target) => {
+                p = match p.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    if let Ok(real) = p.canonicalize() {
+        return real;
+    }
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match (dir.canonicalize(), p.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => p,
+    }
 }
 
 fn configure(conn: &Connection, path: &Path) -> Result<()> {
@@ -408,8 +489,31 @@ impl Store for SqliteStore {
         inbox::oldest_pending(&self.conn)
     }
 
-    fn mark_webhook_applied(&mut self, id: i64, outcome: &str, now: DateTime<Utc>) -> Result<()> {
-        self.write(|c| inbox::mark_applied(c, id, outcome, now))
+    fn mark_webhook_applied(
+        &mut self,
+        id: i64,
+        outcome: &str,
+        linked_account_id: Option<&str>,
+        redacted_body: Option<&[u8]>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.write(|c| inbox::mark_applied(c, id, outcome, linked_account_id, redacted_body, now))
+    }
+
+    fn pending_webhooks(&mut self) -> Result<Vec<InboxItem>> {
+        inbox::pending(&self.conn)
+    }
+
+    fn prune_applied_webhooks(&mut self, before: DateTime<Utc>) -> Result<usize> {
+        self.write(|c| inbox::prune(c, before))
+    }
+
+    fn delete_account_webhooks(
+        &mut self,
+        linked_account_id: &str,
+        pending_ids: &[i64],
+    ) -> Result<usize> {
+        self.write(|c| inbox::delete_account(c, linked_account_id, pending_ids))
     }
 }
 
@@ -433,6 +537,113 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    // Regression (hardening item 6): through a dangling symlink the file was created 0644.
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_symlink_creates_its_target_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.db");
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink("real.db", &link).unwrap();
+        SqliteStore::open(&link).unwrap();
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(real_path(&link), target.canonicalize().unwrap());
+    }
+
+    #[test]
+    fn real_path_of_a_new_file_resolves_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let spelled = sub.join("..").join("sub").join("new.db");
+        assert_eq!(
+            real_path(&spelled),
+            sub.canonicalize().unwrap().join("new.db")
+        );
+    }
+
+    // Regression (hardening item 12): `status` opened the file for writing and migrated it.
+    #[test]
+    fn a_state_file_opened_read_only_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let mut store = SqliteStore::open_read_only(&path).unwrap();
+        assert!(store.accounts().unwrap().is_empty());
+        assert!(store
+            .enqueue_webhook(b"{}", None, chrono::Utc::now())
+            .is_err());
+        // A negative version is refused by name, not skipped past.
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", -3)
+            .unwrap();
+        let err = SqliteStore::open_read_only(&path).err().unwrap();
+        assert!(format!("{err:#}").contains("-3"), "{err:#}");
+    }
+
+    // Regression (hardening item 2): a modified_at stored in another shape compared as text
+    // above every real time and blocked every later version of the record.
+    #[test]
+    fn a_stored_modified_at_in_another_shape_never_blocks_a_newer_copy() {
+        let mut store = SqliteStore::open_in_memory().unwrap();
+        let now = chrono::Utc::now();
+        store
+            .upsert_account(
+                &NewAccount {
+                    linked_account_id: "a1".into(),
+                    end_user_origin_id: None,
+                    category: "hris".into(),
+                    integration_slug: None,
+                    account_token: crate::secret::Secret::new("t"),
+                    models: None,
+                },
+                now,
+            )
+            .unwrap();
+        let page = |modified: &str, data: &str| RecordRow {
+            id: "e1".into(),
+            remote_id: None,
+            created_at: None,
+            modified_at: Some(modified.into()),
+            remote_was_deleted: false,
+            data: data.into(),
+        };
+        let progress = PageProgress {
+            window_after: None,
+            window_before: now,
+            next_cursor: None,
+            high_water: now,
+            started_at: now,
+            now,
+        };
+        store
+            .write_page(
+                "a1",
+                "hris.Employee",
+                &[page("zzz not a time", "odd")],
+                &progress,
+            )
+            .unwrap();
+        store
+            .write_page(
+                "a1",
+                "hris.Employee",
+                &[page("2026-03-01T10:00:00.000000Z", "real")],
+                &progress,
+            )
+            .unwrap();
+        assert_eq!(
+            store
+                .record_data("a1", "hris.Employee", "e1")
+                .unwrap()
+                .as_deref(),
+            Some("real")
+        );
     }
 
     #[test]

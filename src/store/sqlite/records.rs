@@ -24,6 +24,12 @@ fn ensure_table(c: &Connection, table: &str) -> Result<()> {
 }
 
 /// Writes one page's records and the window's progress; the caller wraps it in a transaction.
+/// The shape of a timestamp in the stored format (`time::format`). A `modified_at` of any
+/// other shape (written by an older merge-sync) compares as text against nothing in
+/// particular, so it never stops a newer copy from landing.
+const STORED_TIME_GLOB: &str =
+    "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z";
+
 pub fn write_page(
     c: &Connection,
     table: &str,
@@ -48,6 +54,7 @@ pub fn write_page(
                 remote_was_deleted = excluded.remote_was_deleted,
                 data = excluded.data, fetched_at = excluded.fetched_at
              WHERE excluded.modified_at IS NULL OR \"{table}\".modified_at IS NULL
+                OR \"{table}\".modified_at NOT GLOB '{STORED_TIME_GLOB}'
                 OR excluded.modified_at >= \"{table}\".modified_at"
         ))?;
         for r in rows {

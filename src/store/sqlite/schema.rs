@@ -70,6 +70,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX webhook_inbox_pending ON webhook_inbox (applied_at, id);
     "#,
+    // 3: which account an applied webhook was about, so `accounts remove --purge` can drop it.
+    r#"
+    ALTER TABLE webhook_inbox ADD COLUMN linked_account_id TEXT;
+    CREATE INDEX webhook_inbox_account ON webhook_inbox (linked_account_id);
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -80,6 +85,10 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     let found: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .context("reading the schema version")?;
+    if found < 0 {
+        // `skip(found as usize)` would skip every migration and fail later with "no such table".
+        return Err(StoreError::BadSchemaVersion { found }.into());
+    }
     if found > CURRENT_VERSION {
         return Err(StoreError::SchemaTooNew {
             found,
