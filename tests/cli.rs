@@ -27,3 +27,6 @@ mod monitoring;
 
 #[path = "cli/hardening.rs"]
 mod hardening;
+
+#[path = "cli/ci.rs"]
+mod ci;
