@@ -30,3 +30,6 @@ mod hardening;
 
 #[path = "cli/ci.rs"]
 mod ci;
+
+#[path = "cli/cron.rs"]
+mod cron;
