@@ -85,6 +85,10 @@ pub enum Command {
     VerifyWebhook(VerifyWebhookArgs),
     /// Receive Merge webhooks over HTTP and apply them in the background.
     Serve(ServeArgs),
+    /// The typed views: every model with its table and view, or one model's columns.
+    Schema(SchemaArgs),
+    /// Write a model's typed view as CSV or JSON Lines, to stdout or a file.
+    Export(ExportArgs),
     /// Run the whole life cycle against a built-in fake Merge, in a temporary state file.
     Demo,
     /// Check configuration and connectivity; changes nothing.
@@ -206,4 +210,38 @@ pub struct ServeArgs {
     /// Requests per minute per linked account for background fetches.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// One model (e.g. hris.Employee): its view's columns and their types.
+    pub model: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The model to export (e.g. hris.Employee); `merge-sync schema` lists them.
+    #[arg(long)]
+    pub model: String,
+    /// Only this account (linked account id or end_user_origin_id).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// csv (with a header row) or jsonl (one JSON object per line).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+    /// Also records Merge reports deleted (remote_was_deleted).
+    #[arg(long)]
+    pub include_deleted: bool,
+    /// Write to this file (replaced atomically when the export is complete) instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
 }

@@ -33,3 +33,6 @@ mod ci;
 
 #[path = "cli/cron.rs"]
 mod cron;
+
+#[path = "cli/views.rs"]
+mod views;

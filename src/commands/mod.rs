@@ -4,8 +4,10 @@
 mod accounts;
 mod check;
 mod demo;
+mod export;
 mod fetch;
 mod poll;
+mod schema;
 mod serve;
 mod status;
 mod verify_webhook;
@@ -41,6 +43,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::VerifyWebhook(args) => verify_webhook::run(&config, &args),
         Command::Serve(args) => serve::run(&config, &args),
+        Command::Schema(args) => schema::run(&config, &args),
+        Command::Export(args) => export::run(&config, &args),
         Command::Demo => demo::run(),
     }
 }

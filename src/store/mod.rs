@@ -54,6 +54,27 @@ pub enum StoreError {
     InvalidModelId(String),
 }
 
+/// Which rows of a view `export` reads.
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    /// Only this account's records.
+    pub linked_account_id: Option<String>,
+    /// Also records Merge reports deleted (`remote_was_deleted`).
+    pub include_deleted: bool,
+}
+
+/// One value of a view row, as the database gave it; the column's catalogue kind says how to
+/// present it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Bool(bool),
+    /// Text, JSON text, timestamps and decimals as text.
+    Text(String),
+}
+
 /// Where the state lives, as `--db` / `MERGE_SYNC_DB` names it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Location {
@@ -420,6 +441,16 @@ pub trait Store: Send {
         model_id: &str,
         id: &str,
     ) -> Result<Option<String>>;
+
+    /// Streams the rows of `model`'s typed view, in (`linked_account_id`, `id`) order, to
+    /// `row`, holding one row at a time; returns how many rows it passed. Deleted records
+    /// only with `filter.include_deleted`.
+    fn export_view(
+        &mut self,
+        model: &crate::views::ModelView,
+        filter: &ExportFilter,
+        row: &mut dyn FnMut(&[Cell]) -> Result<()>,
+    ) -> Result<u64>;
 
     // ---- webhook inbox
 

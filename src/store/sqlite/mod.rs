@@ -14,6 +14,7 @@ mod lock;
 mod model_state;
 mod records;
 mod schema;
+mod views;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,12 +24,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{
-    Account, AccountLock, AccountStatus, InboxItem, ModelState, NewAccount, ObservedStatus,
-    PageProgress, RecordRow, Store, StoreError, UpsertOutcome,
+    Account, AccountLock, AccountStatus, Cell, ExportFilter, InboxItem, ModelState, NewAccount,
+    ObservedStatus, PageProgress, RecordRow, Store, StoreError, UpsertOutcome,
 };
 
 pub use lock::lock_file;
 pub use schema::CURRENT_VERSION;
+
+use crate::views::ModelView;
 
 /// An open state file.
 pub struct SqliteStore {
@@ -473,6 +476,15 @@ impl Store for SqliteStore {
         id: &str,
     ) -> Result<Option<String>> {
         records::data(&self.conn, linked_account_id, model_id, id)
+    }
+
+    fn export_view(
+        &mut self,
+        model: &ModelView,
+        filter: &ExportFilter,
+        row: &mut dyn FnMut(&[Cell]) -> Result<()>,
+    ) -> Result<u64> {
+        views::export(&self.conn, model, filter, row)
     }
 
     fn enqueue_webhook(

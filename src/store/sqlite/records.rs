@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::store::{records_table, PageProgress, RecordRow};
 use crate::time;
 
-fn ensure_table(c: &Connection, table: &str) -> Result<()> {
+pub(super) fn ensure_table(c: &Connection, table: &str) -> Result<()> {
     c.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS \"{table}\" (
             linked_account_id  TEXT NOT NULL,
@@ -146,7 +146,8 @@ pub fn data(
 pub fn tables(c: &Connection) -> Result<Vec<String>> {
     let mut stmt = c.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN
-           ('linked_accounts', 'model_sync_state', 'webhook_inbox', 'sqlite_sequence')",
+           ('linked_accounts', 'model_sync_state', 'webhook_inbox', 'sqlite_sequence',
+            'view_catalogue')",
     )?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)

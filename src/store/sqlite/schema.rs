@@ -111,7 +111,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         tx.commit()
             .with_context(|| format!("committing schema migration {version}"))?;
     }
-    Ok(())
+    super::views::sync_views(conn).context("creating the typed views")
 }
 
 #[cfg(test)]

@@ -1,0 +1,572 @@
+//! The typed views, `schema` and `export`: every catalogue model through the fake Merge,
+//! `poll` and its view; exports that stream and round-trip.
+
+use std::collections::BTreeMap;
+
+use merge_sync::views::{catalogue, Kind, ModelView, Source};
+use rusqlite::types::Value as Sql;
+use serde_json::{json, Value};
+
+use super::support::{start, Env, API_KEY};
+
+const ORIGIN_PREFIX: &str = "org-";
+
+/// A record with every field of the model set to a value of its kind, plus a field Merge may
+/// add later (it must stay in `data` without disturbing the view).
+fn full_record(model: &ModelView, n: usize) -> Value {
+    let mut r = serde_json::Map::new();
+    for c in model.columns.iter().filter(|c| c.from == Source::Data) {
+        r.insert(c.name.clone(), sample(c.kind, &c.name));
+    }
+    r.insert("id".into(), json!(format!("{}-full-{n}", model.table)));
+    r.insert("remote_id".into(), json!(format!("remote-{n}")));
+    r.insert("created_at".into(), json!("2026-01-02T03:04:05Z"));
+    r.insert("modified_at".into(), json!("2026-01-03T03:04:05Z"));
+    r.insert("remote_was_deleted".into(), json!(false));
+    r.insert("a_field_merge_adds_later".into(), json!({"new": true}));
+    Value::Object(r)
+}
+
+/// A record with nothing but its id and times: every other column is NULL.
+fn sparse_record(model: &ModelView) -> Value {
+    json!({"id": format!("{}-sparse", model.table), "modified_at": "2026-01-03T03:04:05Z",
+           "remote_was_deleted": false})
+}
+
+fn sample(kind: Kind, name: &str) -> Value {
+    match kind {
+        Kind::Text => json!(format!("text of {name}")),
+        Kind::Id => json!("5b7c6a1e-0000-4000-8000-00000000000a"),
+        Kind::IdList => json!([
+            "5b7c6a1e-0000-4000-8000-00000000000b",
+            "5b7c6a1e-0000-4000-8000-00000000000c"
+        ]),
+        Kind::Timestamp => json!("2025-12-31T23:59:58Z"),
+        Kind::Integer => json!(42),
+        Kind::Number => json!(1234.5),
+        Kind::Boolean => json!(true),
+        Kind::Json => json!({"nested": [1, "two", null]}),
+    }
+}
+
+/// What the SQLite view must show for a JSON value of `kind`: the SQL value, and so its type.
+fn expected_sqlite(kind: Kind, v: &Value) -> Sql {
+    match (kind, v) {
+        (_, Value::Null) => Sql::Null,
+        (Kind::Text | Kind::Id | Kind::Timestamp, Value::String(s)) => Sql::Text(s.clone()),
+        (Kind::Integer, v) => Sql::Integer(v.as_i64().unwrap()),
+        (Kind::Number, v) => Sql::Real(v.as_f64().unwrap()),
+        (Kind::Boolean, Value::Bool(b)) => Sql::Integer(*b as i64),
+        (Kind::Json | Kind::IdList, v) => Sql::Text(v.to_string()),
+        (k, v) => panic!("no expectation for {k:?} {v}"),
+    }
+}
+
+fn scenario() -> (String, Vec<(String, String)>) {
+    let mut accounts = Vec::new();
+    let mut registered = Vec::new();
+    let mut by_category: BTreeMap<&str, Vec<&ModelView>> = BTreeMap::new();
+    for m in &catalogue().models {
+        let info = merge_sync::merge::catalog::find(&m.model_id).unwrap();
+        if info.is_listable() {
+            by_category
+                .entry(info.category.as_str())
+                .or_default()
+                .push(m);
+        }
+    }
+    for (category, models) in by_category {
+        let id = format!("la-{category}");
+        let token = format!("tok-{category}-0001");
+        let models: Vec<Value> = models
+            .iter()
+            .map(|m| {
+                json!({"model_id": m.model_id, "status": "DONE", "is_initial_sync": false,
+                       "last_sync_result": "DONE", "last_sync_start": "-70m",
+                       "last_sync_finished": "-1h", "next_sync_start": "+23h",
+                       "records": [full_record(m, 1), sparse_record(m)]})
+            })
+            .collect();
+        accounts.push(
+            json!({"id": id, "account_token": token, "category": category,
+                             "end_user_origin_id": format!("{ORIGIN_PREFIX}{category}"),
+                             "models": models}),
+        );
+        registered.push((id, token));
+    }
+    let scenario = json!({"api_key": API_KEY, "accounts": accounts});
+    (scenario.to_string(), registered)
+}
+
+fn view_row(conn: &rusqlite::Connection, model: &ModelView, id: &str) -> BTreeMap<String, Sql> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT * FROM \"{}\" WHERE id = ?1", model.view))
+        .unwrap();
+    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    stmt.query_row([id], |r| {
+        Ok(names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), r.get::<_, Sql>(i).unwrap()))
+            .collect())
+    })
+    .unwrap_or_else(|e| panic!("{}: no row {id}: {e}", model.view))
+}
+
+fn stored_data(conn: &rusqlite::Connection, model: &ModelView, id: &str) -> String {
+    conn.query_row(
+        &format!("SELECT data FROM \"{}\" WHERE id = ?1", model.table),
+        [id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_model_goes_through_the_fake_poll_and_its_typed_view() {
+    let (scenario, accounts) = scenario();
+    let fake = start(&scenario);
+    let env = Env::with_fake(&fake);
+    for (id, token) in &accounts {
+        let category = id.strip_prefix("la-").unwrap();
+        env.cmd()
+            .args([
+                "accounts",
+                "add",
+                "--account-token",
+                token,
+                "--category",
+                category,
+            ])
+            .args(["--linked-account-id", id, "--end-user-origin-id"])
+            .arg(format!("{ORIGIN_PREFIX}{category}"))
+            .assert()
+            .success();
+    }
+    env.cmd().args(["poll"]).assert().success();
+
+    let conn = env.sqlite();
+    let mut checked = 0;
+    for model in &catalogue().models {
+        let info = merge_sync::merge::catalog::find(&model.model_id).unwrap();
+        if !info.is_listable() {
+            continue;
+        }
+        let account = format!("la-{}", info.category);
+        let full = full_record(model, 1);
+        let row = view_row(&conn, model, full["id"].as_str().unwrap());
+        let names: Vec<&str> = model.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            row.keys()
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>(),
+            names.iter().copied().collect(),
+            "{}",
+            model.view
+        );
+        for c in &model.columns {
+            let got = &row[&c.name];
+            let want = match c.from {
+                Source::Data => expected_sqlite(c.kind, &full[&c.name]),
+                Source::Account => Sql::Text(format!("{ORIGIN_PREFIX}{}", info.category)),
+                Source::Record => match c.name.as_str() {
+                    "linked_account_id" => Sql::Text(account.clone()),
+                    "remote_was_deleted" => Sql::Integer(0),
+                    // Stored normalised; the same instant.
+                    "created_at" | "modified_at" => {
+                        let Sql::Text(t) = got else {
+                            panic!("{}.{}: {got:?}", model.view, c.name)
+                        };
+                        let t = chrono::DateTime::parse_from_rfc3339(t).unwrap();
+                        let w =
+                            chrono::DateTime::parse_from_rfc3339(full[&c.name].as_str().unwrap())
+                                .unwrap();
+                        assert_eq!(t, w, "{}.{}", model.view, c.name);
+                        continue;
+                    }
+                    _ => expected_sqlite(c.kind, &full[&c.name]),
+                },
+            };
+            let want = match (&want, c.kind) {
+                // JSON text compares as JSON, not byte for byte.
+                (Sql::Text(w), Kind::Json | Kind::IdList) => {
+                    let Sql::Text(g) = got else {
+                        panic!("{}.{}: {got:?}", model.view, c.name)
+                    };
+                    let g: Value = serde_json::from_str(g).unwrap();
+                    assert_eq!(g, serde_json::from_str::<Value>(w).unwrap());
+                    continue;
+                }
+                _ => want,
+            };
+            assert_eq!(got, &want, "{}.{} ({:?})", model.view, c.name, c.kind);
+        }
+
+        // Missing fields are NULL (the fake, like Merge, still renders a few defaults such as
+        // `field_mappings`: those must show as they are).
+        let sparse_id = sparse_record(model)["id"].as_str().unwrap().to_string();
+        let sparse = view_row(&conn, model, &sparse_id);
+        let stored: Value = serde_json::from_str(&stored_data(&conn, model, &sparse_id)).unwrap();
+        let mut nulls = 0;
+        for c in model.columns.iter().filter(|c| c.from == Source::Data) {
+            let v = stored.get(&c.name).unwrap_or(&Value::Null);
+            let want = expected_sqlite(c.kind, v);
+            if want == Sql::Null {
+                nulls += 1;
+                assert_eq!(sparse[&c.name], Sql::Null, "{}.{}", model.view, c.name);
+            }
+        }
+        assert!(
+            model.schema.is_none() || nulls > 0,
+            "{}: the sparse record left nothing out",
+            model.view
+        );
+        // The field Merge added later is kept in the record's JSON.
+        let data = stored_data(&conn, model, full["id"].as_str().unwrap());
+        assert!(data.contains("a_field_merge_adds_later"), "{}", model.table);
+        checked += 1;
+    }
+    assert_eq!(
+        checked,
+        catalogue().models.len() - 3,
+        "every listable model (all but CRM's three custom-object models) was checked"
+    );
+}
+
+#[test]
+fn schema_lists_every_model_and_matches_the_views() {
+    let env = Env::new("http://127.0.0.1:9");
+    let out = env.cmd().args(["schema", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let models: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(models.len(), catalogue().models.len());
+    // Opening the state creates the views.
+    drop(env.store());
+    let conn = env.sqlite();
+    for m in &models {
+        let model_id = m["model_id"].as_str().unwrap();
+        let out = env
+            .cmd()
+            .args(["schema", model_id, "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{model_id}");
+        let one: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let schema_columns: Vec<(String, String)> = one["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["sql_type"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let view = one["view"].as_str().unwrap();
+        let stmt = conn
+            .prepare(&format!("SELECT * FROM \"{view}\" LIMIT 0"))
+            .unwrap();
+        let view_columns: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            schema_columns
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>(),
+            view_columns,
+            "{model_id}"
+        );
+        assert_eq!(m["columns"], schema_columns.len(), "{model_id}");
+    }
+    let employee: Value = serde_json::from_slice(
+        &env.cmd()
+            .args(["schema", "hris.Employee", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let col = |n: &str| {
+        employee["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(col("manager")["relation"], "Employee");
+    assert_eq!(col("remote_was_deleted")["sql_type"], "INTEGER");
+    let table = env
+        .cmd()
+        .args(["schema", "hris.Employee"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("hris_employee_view") && table.contains("work_email"));
+}
+
+#[test]
+fn schema_and_export_reject_an_unknown_model_with_exit_2() {
+    let env = Env::new("http://127.0.0.1:9");
+    for args in [
+        vec!["schema", "hris.Nope"],
+        vec!["export", "--model", "hris.Nope"],
+    ] {
+        let out = env.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("hris.Nope") && err.contains("merge-sync schema"),
+            "{err}"
+        );
+    }
+}
+
+/// Registers `account` (origin `org-{account}`) and writes `n` employees straight into its
+/// records table, every 10th deleted; names with commas, quotes and newlines.
+fn seed_employees(env: &Env, account: &str, n: usize) {
+    env.cmd()
+        .args([
+            "accounts",
+            "add",
+            "--account-token",
+            &format!("tok-{account}-0001"),
+        ])
+        .args(["--category", "hris", "--linked-account-id", account])
+        .args(["--end-user-origin-id", &format!("org-{account}")])
+        .assert()
+        .success();
+    let mut conn = env.sqlite();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut stmt = tx
+            .prepare(
+                "INSERT INTO hris_employee (linked_account_id, id, remote_id, created_at,
+                   modified_at, remote_was_deleted, data, fetched_at)
+                 VALUES (?1, ?2, ?3, '2026-01-01T00:00:00Z', '2026-01-02T00:00:00.000000Z', ?4, ?5,
+                   '2026-01-03T00:00:00.000000Z')",
+            )
+            .unwrap();
+        for i in 0..n {
+            let id = format!("{account}-emp-{i:07}");
+            let data = employee_json(&id, i);
+            stmt.execute(rusqlite::params![
+                account,
+                id,
+                format!("r{i}"),
+                i % 10 == 9,
+                data.to_string()
+            ])
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+fn employee_json(id: &str, i: usize) -> Value {
+    json!({
+        "id": id, "remote_id": format!("r{i}"), "created_at": "2026-01-01T00:00:00Z",
+        "modified_at": "2026-01-02T00:00:00Z", "remote_was_deleted": i % 10 == 9,
+        "first_name": format!("Ann, \"{i}\"\nSecond line"), "last_name": "O'Brien",
+        "work_email": format!("ann{i}@example.com"), "manager": null,
+        "employments": [format!("emp-{i}-a"), format!("emp-{i}-b")],
+        "employment_status": if i.is_multiple_of(2) { "ACTIVE" } else { "INACTIVE" },
+        "start_date": "2020-05-01T00:00:00Z",
+        "custom_fields": {"level": i % 7, "note": "x,y"},
+        "field_mappings": null, "remote_data": null,
+    })
+}
+
+/// Runs `merge-sync` to completion and returns its exit code and its own peak RSS in KiB
+/// (from `wait4`, so no other process of the test run counts).
+fn run_measured(env: &Env, args: &[&str]) -> (i32, i64) {
+    let child = env.process().args(args).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain FFI on our own child, with out-parameters that outlive the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid);
+    std::mem::forget(child); // already reaped
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+#[test]
+fn export_of_100000_rows_streams_in_constant_memory_and_round_trips_through_csv() {
+    const BIG: usize = 100_000;
+    let env = Env::new("http://127.0.0.1:9");
+    seed_employees(&env, "big", BIG);
+    seed_employees(&env, "small", 1_000);
+    let dir = env.dir.path();
+
+    let (code, small_rss) = run_measured(
+        &env,
+        &[
+            "export",
+            "--model",
+            "hris.Employee",
+            "--account",
+            "small",
+            "--output",
+            "small.csv",
+        ],
+    );
+    assert_eq!(code, 0);
+    let (code, big_rss) = run_measured(
+        &env,
+        &[
+            "export",
+            "--model",
+            "hris.Employee",
+            "--account",
+            "org-big",
+            "--output",
+            "big.csv",
+        ],
+    );
+    assert_eq!(code, 0);
+    let size = std::fs::metadata(dir.join("big.csv")).unwrap().len();
+    // 100x the rows, tens of MB of CSV, and the process grows by no more than a few MiB:
+    // rows are written as they are read, never collected.
+    assert!(size > 20 << 20, "big.csv is {size} bytes");
+    eprintln!(
+        "peak RSS: {small_rss} KiB for 1,000 rows, {big_rss} KiB for 100,000 rows ({size} bytes)"
+    );
+    assert!(
+        big_rss - small_rss < 8 * 1024,
+        "peak RSS grew from {small_rss} KiB (1,000 rows) to {big_rss} KiB (100,000 rows)"
+    );
+
+    let model = catalogue().find("hris.Employee").unwrap();
+    let mut reader = csv::Reader::from_path(dir.join("big.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        model
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+    );
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let mut rows = 0;
+    for (k, record) in reader.records().enumerate() {
+        let record = record.unwrap();
+        // Deleted records (every 10th) are left out by default; the rest come in id order.
+        let i = k + k / 9;
+        let want = employee_json(&format!("big-emp-{i:07}"), i);
+        assert_eq!(&record[col("id")], want["id"].as_str().unwrap());
+        assert_eq!(
+            &record[col("first_name")],
+            want["first_name"].as_str().unwrap()
+        );
+        assert_eq!(&record[col("last_name")], "O'Brien");
+        assert_eq!(&record[col("end_user_origin_id")], "org-big");
+        assert_eq!(&record[col("remote_was_deleted")], "false");
+        assert_eq!(&record[col("manager")], "");
+        let employments: Value = serde_json::from_str(&record[col("employments")]).unwrap();
+        assert_eq!(employments, want["employments"]);
+        let custom: Value = serde_json::from_str(&record[col("custom_fields")]).unwrap();
+        assert_eq!(custom, want["custom_fields"]);
+        rows += 1;
+    }
+    assert_eq!(rows, BIG - BIG / 10);
+}
+
+#[test]
+fn export_jsonl_is_typed_and_include_deleted_and_account_filter() {
+    let env = Env::new("http://127.0.0.1:9");
+    seed_employees(&env, "one", 20);
+    seed_employees(&env, "two", 5);
+    let lines = |args: &[&str]| -> Vec<Value> {
+        let out = env.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = lines(&["export", "--model", "hris.Employee", "--format", "jsonl"]);
+    assert_eq!(all.len(), 18 + 5);
+    let one = lines(&[
+        "export",
+        "--model",
+        "hris.Employee",
+        "--format",
+        "jsonl",
+        "--account",
+        "one",
+        "--include-deleted",
+    ]);
+    assert_eq!(one.len(), 20);
+    let deleted = &one[9];
+    assert_eq!(deleted["remote_was_deleted"], json!(true));
+    let first = &one[0];
+    let want = employee_json("one-emp-0000000", 0);
+    assert_eq!(first["remote_was_deleted"], json!(false));
+    assert_eq!(first["custom_fields"], want["custom_fields"]);
+    assert_eq!(first["employments"], want["employments"]);
+    assert_eq!(first["first_name"], want["first_name"]);
+    assert_eq!(first["manager"], Value::Null);
+    assert_eq!(first["end_user_origin_id"], json!("org-one"));
+    let keys: Vec<&String> = first.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys.len(),
+        catalogue().find("hris.Employee").unwrap().columns.len()
+    );
+}
+
+#[test]
+fn a_failed_export_leaves_the_previous_output_file_whole() {
+    let env = Env::new("http://127.0.0.1:9");
+    seed_employees(&env, "one", 3);
+    let out = env.dir.path().join("out.csv");
+    std::fs::write(&out, "previous export\n").unwrap();
+    env.cmd()
+        .args([
+            "export",
+            "--model",
+            "hris.Employee",
+            "--account",
+            "nobody",
+            "--output",
+        ])
+        .arg(&out)
+        .assert()
+        .code(2);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "previous export\n");
+    env.cmd()
+        .args([
+            "export",
+            "--model",
+            "hris.Employee",
+            "--output",
+            "missing-dir/out.csv",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("does not exist"));
+    env.cmd()
+        .args(["export", "--model", "hris.Employee", "--output"])
+        .arg(&out)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        csv::Reader::from_reader(text.as_bytes()).records().count(),
+        3
+    );
+    // No temporary file is left beside it.
+    let names: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
