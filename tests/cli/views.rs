@@ -570,3 +570,111 @@ fn a_failed_export_leaves_the_previous_output_file_whole() {
         .collect();
     assert!(names.is_empty(), "{names:?}");
 }
+
+/// The example queries in README's "Where state lives", run as written.
+#[test]
+fn readme_example_queries_answer_as_described() {
+    let model = |id: &str, records: Value| {
+        json!({"model_id": id, "status": "DONE", "is_initial_sync": false,
+               "last_sync_result": "DONE", "last_sync_start": "-70m",
+               "last_sync_finished": "-1h", "next_sync_start": "+23h", "records": records})
+    };
+    let employee = |id: &str, first: &str, last: &str, status: &str, team: Value, jobs: Value| {
+        json!({"id": id, "first_name": first, "last_name": last,
+               "work_email": format!("{}@acme.example", first.to_lowercase()),
+               "employment_status": status, "team": team, "employments": jobs,
+               "modified_at": "-2h", "remote_was_deleted": false})
+    };
+    let mut deleted = employee("e4", "Dee", "Gone", "ACTIVE", Value::Null, json!([]));
+    deleted["remote_was_deleted"] = json!(true);
+    let scenario = json!({"api_key": API_KEY, "accounts": [
+        {"id": "la-acme", "account_token": "tok-acme-0001", "category": "hris",
+         "end_user_origin_id": "org-acme", "models": [
+            model("hris.Team", json!([{"id": "t1", "name": "Platform", "modified_at": "-2h"}])),
+            model("hris.Employment", json!([
+                {"id": "j1", "job_title": "Engineer", "pay_rate": 100.5, "modified_at": "-2h"},
+                {"id": "j2", "job_title": "Lead", "pay_rate": 120, "modified_at": "-2h"}])),
+            model("hris.Employee", json!([
+                employee("e1", "Ada", "Lovelace", "ACTIVE", json!("t1"), json!(["j1", "j2"])),
+                employee("e2", "Bob", "Marley", "ACTIVE", Value::Null, json!([])),
+                employee("e3", "Cy", "Young", "INACTIVE", json!("t1"), json!([])),
+                deleted]))]},
+        {"id": "la-globex", "account_token": "tok-globex-0001", "category": "hris",
+         "end_user_origin_id": "org-globex", "models": [
+            model("hris.Employee", json!([
+                employee("g1", "Gil", "Bates", "ACTIVE", Value::Null, json!([]))]))]}
+    ]});
+    let fake = start(&scenario.to_string());
+    let env = Env::with_fake(&fake);
+    for (id, token, origin) in [
+        ("la-acme", "tok-acme-0001", "org-acme"),
+        ("la-globex", "tok-globex-0001", "org-globex"),
+    ] {
+        env.cmd()
+            .args([
+                "accounts",
+                "add",
+                "--account-token",
+                token,
+                "--category",
+                "hris",
+            ])
+            .args(["--linked-account-id", id, "--end-user-origin-id", origin])
+            .assert()
+            .success();
+    }
+    env.cmd().arg("poll").assert().success();
+
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Where state lives").unwrap()..];
+    let start_sql = section.find("```sql\n").unwrap() + 7;
+    let sql = &section[start_sql..start_sql + section[start_sql..].find("```").unwrap()];
+    let queries: Vec<&str> = sql.split(';').filter(|q| !q.trim().is_empty()).collect();
+    assert_eq!(queries.len(), 3);
+    let conn = env.sqlite();
+    let run = |q: &str| -> Vec<Vec<Sql>> {
+        let mut stmt = conn.prepare(q).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Sql>(i)).collect())
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    let text = |s: &str| Sql::Text(s.to_string());
+    assert_eq!(
+        run(queries[0]),
+        [
+            vec![
+                text("Ada"),
+                text("Lovelace"),
+                text("ada@acme.example"),
+                text("Platform")
+            ],
+            vec![
+                text("Bob"),
+                text("Marley"),
+                text("bob@acme.example"),
+                Sql::Null
+            ],
+        ]
+    );
+    let mut headcount = run(queries[1]);
+    headcount.sort_by_key(|r| format!("{:?}", r[0]));
+    assert_eq!(
+        headcount,
+        [
+            vec![text("org-acme"), Sql::Integer(2)],
+            vec![text("org-globex"), Sql::Integer(1)],
+        ]
+    );
+    let mut jobs = run(queries[2]);
+    jobs.sort_by_key(|r| format!("{:?}", r[1]));
+    assert_eq!(
+        jobs,
+        [
+            vec![text("ada@acme.example"), text("Engineer"), Sql::Real(100.5)],
+            vec![text("ada@acme.example"), text("Lead"), Sql::Real(120.0)],
+        ]
+    );
+}

@@ -107,3 +107,62 @@ pub fn export(
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view_columns(conn: &Connection, view: &str) -> Vec<String> {
+        let stmt = conn.prepare(&format!("SELECT * FROM \"{view}\"")).unwrap();
+        stmt.column_names().iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_upgrade_with_a_new_catalogue_replaces_every_view() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let employee = catalogue().find("hris.Employee").unwrap();
+        assert_eq!(
+            view_columns(&conn, "hris_employee_view").len(),
+            employee.columns.len()
+        );
+        // What an older merge-sync left: a narrower view, a view of a model it no longer
+        // has, and its own catalogue hash.
+        conn.execute_batch(
+            "DROP VIEW hris_employee_view;
+             CREATE VIEW hris_employee_view AS SELECT id FROM hris_employee;
+             CREATE VIEW hris_gone_view AS SELECT 1 AS x;
+             UPDATE view_catalogue SET hash = 'older';",
+        )
+        .unwrap();
+        sync_views(&mut conn).unwrap();
+        let names: Vec<String> = employee.columns.iter().map(|c| c.name.clone()).collect();
+        assert_eq!(view_columns(&conn, "hris_employee_view"), names);
+        let gone: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'hris_gone_view'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
+        let views: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(views as usize, catalogue().models.len());
+    }
+
+    #[test]
+    fn an_unchanged_catalogue_needs_no_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        super::super::schema::migrate(&mut Connection::open(&path).unwrap()).unwrap();
+        let mut read_only =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        sync_views(&mut read_only).unwrap();
+    }
+}
