@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::Utc;
@@ -17,17 +17,64 @@ use crate::sync::webhooks::{apply_pending, Applied};
 use crate::sync::{self, Engine, PollOptions};
 use crate::webhook::{self, ServerConfig, WebhookSecrets, WebhookSink};
 
+/// How long a webhook's write waits for another process's lock (a long `poll` transaction,
+/// say), and how long it waits for a free connection: together well inside Merge's 30 s, so
+/// a busy state file answers 500 (Merge retries) instead of timing out.
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// Connections kept for storing webhooks, so concurrent deliveries each wait on the state
+/// file's lock on their own rather than in a queue behind one another.
+const STORE_CONNECTIONS: usize = 4;
+
 /// Stores verified bodies in the inbox, durably, before the receiver answers 200.
 struct InboxSink {
-    store: Mutex<Box<dyn Store>>,
+    stores: Mutex<Vec<Box<dyn Store>>>,
+    returned: Condvar,
     wake: Arc<AtomicBool>,
+}
+
+impl InboxSink {
+    fn open(db: &store::Location, wake: Arc<AtomicBool>) -> Result<InboxSink> {
+        let mut stores = Vec::with_capacity(STORE_CONNECTIONS);
+        for _ in 0..STORE_CONNECTIONS {
+            let mut s = store::open(db)?;
+            s.set_lock_wait(STORE_LOCK_WAIT)?;
+            stores.push(s);
+        }
+        Ok(InboxSink {
+            stores: Mutex::new(stores),
+            returned: Condvar::new(),
+            wake,
+        })
+    }
 }
 
 impl WebhookSink for InboxSink {
     fn store(&self, body: &[u8]) -> Result<()> {
         let event = webhook::parse(body).ok().map(|w| w.event);
-        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        store.enqueue_webhook(body, event.as_deref(), Utc::now())?;
+        let deadline = Instant::now() + STORE_LOCK_WAIT;
+        let mut free = self.stores.lock().unwrap_or_else(|e| e.into_inner());
+        let mut store = loop {
+            if let Some(s) = free.pop() {
+                break s;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                anyhow::bail!("every state-file connection is busy; Merge will retry");
+            }
+            free = self
+                .returned
+                .wait_timeout(free, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        };
+        drop(free);
+        let result = store.enqueue_webhook(body, event.as_deref(), Utc::now());
+        self.stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(store);
+        self.returned.notify_one();
+        result?;
         self.wake.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -51,10 +98,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
     super::require_state_file(config)?;
     let engine = engine(config, args.rate_limit, None)?;
     let wake = Arc::new(AtomicBool::new(true));
-    let sink = InboxSink {
-        store: Mutex::new(store::open(&config.db)?),
-        wake: wake.clone(),
-    };
+    let sink = InboxSink::open(&config.db, wake.clone())?;
     // Before the address is announced: a supervisor may signal as soon as it sees it.
     let stop = Arc::new(AtomicBool::new(false));
     {

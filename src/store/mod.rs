@@ -323,6 +323,10 @@ pub trait Store: Send {
     /// Where the store is, for messages: a path or host, port and database; never a password.
     fn describe(&self) -> String;
 
+    /// How long a write waits for another process's lock before failing (default 30 s). The
+    /// webhook receiver shortens it: Merge gives up on a delivery after 30 s.
+    fn set_lock_wait(&mut self, wait: std::time::Duration) -> Result<()>;
+
     /// Runs `f` in one transaction, committing only if it returns `Ok`. Rows read inside see
     /// no concurrent change that [`Store::lock_account`] or the backend's locking excludes.
     fn transaction(&mut self, f: &mut dyn FnMut(&mut dyn Store) -> Result<()>) -> Result<()>;

@@ -3,8 +3,8 @@
 //! - [`verify`](mod@verify) checks `X-Merge-Webhook-Signature` over the exact raw body, before anything
 //!   parses it (see that module for what it accepts and why).
 //! - [`payload`] turns a verified body into the few facts the sync acts on.
-//! - [`server`] is the synchronous HTTP receiver behind `merge-sync serve`; it verifies, hands
-//!   the raw bytes to a [`WebhookSink`] and answers. It never parses JSON.
+//! - [`server`] is the HTTP receiver behind `merge-sync serve`, a thin adapter on hyper; it
+//!   verifies, hands the raw bytes to a [`WebhookSink`] and answers. It never parses JSON.
 //! - [`cgi_response`] and [`verdict_response`] give `verify-webhook` under CGI the same answers
 //!   the server gives.
 //!

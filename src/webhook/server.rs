@@ -1,29 +1,37 @@
-//! The `serve` receiver: a small synchronous HTTP/1.1 server that verifies and stores webhooks.
+//! The `serve` receiver: a thin adapter on hyper that verifies and stores webhooks.
 //!
-//! It is written on `std::net` rather than `tiny_http` because every connection needs its own
-//! read deadline: a client that sends half a request must time out on its own thread without
-//! holding up anyone else. One thread per connection (at most [`MAX_CONNECTIONS`]), one request
-//! per connection (`Connection: close`), and the whole request (head and body) must arrive
-//! within [`ServerConfig::io_timeout`], so a client trickling one byte at a time is cut off too.
+//! It runs on its own small tokio runtime (one thread, used only by `serve`), so an idle or
+//! slow connection costs a task and a buffer, never a thread: hundreds of them cannot crowd
+//! out Merge's deliveries. Each connection gets one request (`Connection: close`), its head
+//! must arrive within [`ServerConfig::io_timeout`] (hyper's header timer, which trickling
+//! bytes does not reset), its body by the same deadline counted from the connection's start,
+//! and the connection as a whole is cut after [`CONNECTION_LIFETIME`] past that. Heads are
+//! limited in count and size, bodies to [`ServerConfig::max_body`]. Repeated warnings (forged
+//! signatures, refused connections) are aggregated, so a flood cannot flood the log.
 //!
 //! Order for a webhook: size check → read the raw body → verify the signature over those exact
 //! bytes → [`WebhookSink::store`] → `200 {"received": true}`. The server never parses the JSON;
-//! applying stored webhooks is someone else's job.
+//! applying stored webhooks is someone else's job. Routes are decided in one place,
+//! [`route`].
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{SecondsFormat, Utc};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 
+use super::verdict_response;
 use super::verify::{verify, Verdict, WebhookSecrets};
-use super::{reason_phrase, verdict_response};
 
 /// The header Merge signs deliveries in (matched case-insensitively).
 pub const SIGNATURE_HEADER: &str = "X-Merge-Webhook-Signature";
@@ -39,19 +47,28 @@ pub const HEALTH_PATH: &str = "/healthz";
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Default time a client has to send its whole request (well under Merge's 30 s timeout).
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more are answered `503` straight away (Merge retries 5xx).
-pub const MAX_CONNECTIONS: usize = 64;
+/// Connections open at once. Idle ones are cheap (no thread), so the cap is only there to
+/// keep file descriptors for the state file; beyond it new connections are closed at once.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// How long a connection may live after its request deadline: room to store the webhook
+/// and write the answer. A client that never reads its answer is cut off here.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
-/// Request line plus headers; Merge sends well under 2 KiB.
+/// Most headers a request may carry; Merge sends about a dozen.
+const MAX_HEADERS: usize = 64;
+/// Largest request head (request line and headers); Merge sends well under 2 KiB.
 const MAX_HEAD: usize = 16 * 1024;
 /// How long `stop` waits for requests that are already being stored.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How long, and how much, to read and discard after answering early (for example `413`), so
-/// the client sees the answer instead of a connection reset.
-const LINGER_TIME: Duration = Duration::from_secs(2);
+/// After refusing an announced body as too large, how long (and how much) to read and discard
+/// what the client is still sending, so it sees the `413` instead of a connection reset.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// At most one line per this interval for each kind of repeated warning.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Where verified webhook bodies go. `store` returns `Ok` only once the body is durably
-/// committed: the `200` that follows tells Merge it need not retry.
+/// committed: the `200` that follows tells Merge it need not retry. It may block (it runs on
+/// a blocking thread) but should give up well within Merge's 30 s timeout.
 pub trait WebhookSink: Send + Sync + 'static {
     fn store(&self, body: &[u8]) -> anyhow::Result<()>;
 }
@@ -65,7 +82,7 @@ pub struct ServerConfig {
     pub secrets: Option<WebhookSecrets>,
     /// Larger bodies get `413`.
     pub max_body: usize,
-    /// Time a client has to send its whole request, and per write of the response.
+    /// Time a client has to send its whole request (head and body).
     pub io_timeout: Duration,
 }
 
@@ -85,8 +102,8 @@ impl ServerConfig {
 /// [`stop`](ServerHandle::stop) or [`wait`](ServerHandle::wait).
 pub struct ServerHandle {
     addr: SocketAddr,
-    shared: Arc<Shared>,
-    accept: JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: JoinHandle<()>,
 }
 
 impl ServerHandle {
@@ -96,38 +113,30 @@ impl ServerHandle {
     }
 
     /// Stops accepting, then waits briefly for requests already being stored so their `200`
-    /// goes out. Requests still being received are abandoned (they end at their own timeout);
-    /// Merge retries anything that did not get a `200`.
+    /// goes out. Connections still sending are dropped; Merge retries anything that did not
+    /// get a `200`.
     pub fn stop(self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // A blocking accept() only returns on a connection, so make one.
-        let wake = wake_address(self.addr);
-        if let Err(e) = TcpStream::connect_timeout(&wake, Duration::from_secs(1)) {
-            log::debug!("could not wake the webhook listener at {wake}: {e}");
-        }
-        let deadline = Instant::now() + STOP_GRACE;
-        while !self.accept.is_finished() && Instant::now() < deadline {
+        let _ = self.stop.send(true);
+        let deadline = Instant::now() + STOP_GRACE + Duration::from_secs(2);
+        while !self.thread.is_finished() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
-        if self.accept.is_finished() {
-            let _ = self.accept.join();
+        if self.thread.is_finished() {
+            let _ = self.thread.join();
         } else {
-            log::warn!("webhook listener did not stop within {STOP_GRACE:?}; leaving it behind");
-        }
-        while self.shared.storing.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
+            log::warn!("webhook receiver did not stop in time; leaving it behind");
         }
     }
 
     /// Blocks for as long as the server runs (the `serve` command's foreground).
     pub fn wait(self) {
-        if self.accept.join().is_err() {
-            log::error!("webhook listener thread panicked");
+        if self.thread.join().is_err() {
+            log::error!("webhook receiver thread panicked");
         }
     }
 }
 
-/// Binds `cfg.listen` and serves on background threads.
+/// Binds `cfg.listen` and serves on a background thread with its own runtime.
 pub fn start(cfg: ServerConfig, sink: Arc<dyn WebhookSink>) -> anyhow::Result<ServerHandle> {
     let addrs: Vec<SocketAddr> = cfg
         .listen
@@ -143,41 +152,70 @@ pub fn start(cfg: ServerConfig, sink: Arc<dyn WebhookSink>) -> anyhow::Result<Se
     let addr = listener
         .local_addr()
         .context("reading the bound listen address")?;
+    listener
+        .set_nonblocking(true)
+        .context("configuring the listen socket")?;
     if cfg.secrets.is_none() {
         log::warn!("no webhook secret configured: every webhook will be answered 500");
     }
+    raise_open_file_limit();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the webhook receiver's runtime")?;
     let shared = Arc::new(Shared {
-        stopping: AtomicBool::new(false),
-        open: AtomicUsize::new(0),
-        storing: AtomicUsize::new(0),
         secrets: cfg.secrets,
         max_body: cfg.max_body,
         io_timeout: cfg.io_timeout.max(Duration::from_millis(1)),
         sink,
+        storing: AtomicUsize::new(0),
+        rejected: Throttle::default(),
+        refused: Throttle::default(),
+        unconfigured: Throttle::default(),
     });
-    let accept_shared = Arc::clone(&shared);
-    let accept = thread::Builder::new()
-        .name("webhook-accept".into())
-        .spawn(move || accept_loop(listener, accept_shared))
-        .context("starting the webhook listener thread")?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let thread = thread::Builder::new()
+        .name("webhook-receiver".into())
+        .spawn(move || {
+            runtime.block_on(serve(listener, shared, stopped));
+            // Blocking stores still running were given STOP_GRACE already.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+        })
+        .context("starting the webhook receiver thread")?;
     log::info!("webhook receiver listening on {addr}");
-    Ok(ServerHandle {
-        addr,
-        shared,
-        accept,
-    })
+    Ok(ServerHandle { addr, stop, thread })
+}
+
+/// Lets the process hold as many sockets as the hard limit allows: the default soft limit
+/// (often 1024) would let a few hundred idle connections exhaust descriptors.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let wanted = lim.rlim_max.min(65_536);
+            if wanted > lim.rlim_cur {
+                lim.rlim_cur = wanted;
+                let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    }
 }
 
 struct Shared {
-    stopping: AtomicBool,
-    /// Connections with a live thread.
-    open: AtomicUsize,
-    /// Requests verified and inside `store` or writing their answer.
-    storing: AtomicUsize,
     secrets: Option<WebhookSecrets>,
     max_body: usize,
     io_timeout: Duration,
     sink: Arc<dyn WebhookSink>,
+    /// Requests verified and inside `store` or writing their answer.
+    storing: AtomicUsize,
+    rejected: Throttle,
+    refused: Throttle,
+    unconfigured: Throttle,
 }
 
 /// Decrements a counter when dropped, including while unwinding from a panic.
@@ -189,601 +227,321 @@ impl Drop for CountGuard<'_> {
     }
 }
 
-fn wake_address(addr: SocketAddr) -> SocketAddr {
-    let mut wake = addr;
-    if addr.ip().is_unspecified() {
-        wake.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    wake
+/// At most one log line per [`WARN_INTERVAL`] for one kind of event; the lines in between are
+/// counted and the count is told with the next line.
+#[derive(Default)]
+struct Throttle {
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let accepted = listener.accept();
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
+impl Throttle {
+    /// Calls `emit` with how many events were suppressed since the last line, if a line is
+    /// due now; otherwise counts this one.
+    fn hit(&self, now: Instant, emit: impl FnOnce(u64)) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < WARN_INTERVAL) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        *last = Some(now);
+        drop(last);
+        emit(self.suppressed.swap(0, Ordering::Relaxed));
+    }
+}
+
+fn and_more(suppressed: u64) -> String {
+    if suppressed == 0 {
+        String::new()
+    } else {
+        format!(" (and {suppressed} more like it since the last such line)")
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("webhook receiver cannot use its socket: {e}");
+            return;
+        }
+    };
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
         let (stream, peer) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
                 // Usually out of file descriptors; pause rather than spin.
-                log::warn!("accepting a webhook connection failed: {e}");
-                thread::sleep(Duration::from_millis(50));
+                shared.refused.hit(Instant::now(), |n| {
+                    log::warn!("accepting a webhook connection failed: {e}{}", and_more(n))
+                });
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        if shared.open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            shared.open.fetch_sub(1, Ordering::SeqCst);
-            log::warn!("{MAX_CONNECTIONS} connections open; answering {peer} 503");
-            // A short write timeout: this runs on the accept thread.
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-            let busy = Reply::json(503, json!({"error": "Server busy"}));
-            let _ = write_reply(&stream, &busy);
-            continue;
-        }
-        let conn_shared = Arc::clone(&shared);
-        let spawned = thread::Builder::new()
-            .name("webhook-conn".into())
-            .spawn(move || {
-                let _open = CountGuard(&conn_shared.open);
-                handle_connection(stream, peer, &conn_shared);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            shared.refused.hit(Instant::now(), |n| {
+                log::warn!(
+                    "{MAX_CONNECTIONS} webhook connections open; closing new ones{}",
+                    and_more(n)
+                )
             });
-        if let Err(e) = spawned {
-            // The closure (and its stream) was dropped without running.
-            shared.open.fetch_sub(1, Ordering::SeqCst);
-            log::error!("could not start a thread for a webhook connection: {e}");
-        }
-    }
-    log::info!("webhook receiver stopped");
-}
-
-/// An answer: status, JSON body, and the `Allow` header for a `405`.
-struct Reply {
-    status: u16,
-    body: Value,
-    allow: Option<&'static str>,
-}
-
-impl Reply {
-    fn json(status: u16, body: Value) -> Self {
-        Reply {
-            status,
-            body,
-            allow: None,
-        }
-    }
-
-    fn error(status: u16, message: &str) -> Self {
-        Reply::json(status, json!({ "error": message }))
-    }
-}
-
-/// Why reading a request stopped early.
-enum Stop {
-    /// Answer, then close.
-    Reply(Reply),
-    /// Close without answering (the peer went away, or never sent anything).
-    Close,
-}
-
-impl From<Reply> for Stop {
-    fn from(r: Reply) -> Self {
-        Stop::Reply(r)
-    }
-}
-
-fn handle_connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
-    // Accepted sockets are blocking on every platform we target; the timeouts bound each call.
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(shared.io_timeout));
-    let mut input = Input {
-        stream: &stream,
-        deadline: Instant::now() + shared.io_timeout,
-        buf: Vec::new(),
-        pos: 0,
-    };
-    let mut body_pending = false;
-    let reply = match serve_request(&mut input, peer, shared, &mut body_pending) {
-        Ok(reply) | Err(Stop::Reply(reply)) => reply,
-        Err(Stop::Close) => return,
-    };
-    if let Err(e) = write_reply(&stream, &reply) {
-        log::debug!("writing the answer to {peer} failed: {e}");
-        return;
-    }
-    // A timed-out client is not sending anything worth waiting for.
-    if body_pending && reply.status != 408 {
-        linger(&stream, shared.max_body);
-    }
-}
-
-/// Reads one request and decides the answer. `body_pending` is set while a body was announced
-/// but not read, so the caller knows to drain it after answering early.
-fn serve_request(
-    input: &mut Input<'_>,
-    peer: SocketAddr,
-    shared: &Shared,
-    body_pending: &mut bool,
-) -> Result<Reply, Stop> {
-    let head = input.read_head()?;
-    let request = parse_head(&head)?;
-    let framing = body_framing(&request, shared.max_body);
-    // Set before `?` so a 413 also drains what the client is still sending.
-    *body_pending = !matches!(framing, Ok(Framing::Length(0)));
-    let framing = framing?;
-
-    let path = request.path.as_str();
-    if path == HEALTH_PATH {
-        return Ok(if request.method == "GET" {
-            Reply::json(200, json!({"ok": true}))
-        } else {
-            method_not_allowed("GET")
+            drop(stream);
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            connection(stream, peer, shared).await;
         });
     }
-    if !WEBHOOK_PATHS.contains(&path) {
-        return Ok(Reply::error(404, "Not found"));
+    drop(listener);
+    log::info!("webhook receiver stopped accepting");
+    let deadline = Instant::now() + STOP_GRACE;
+    while shared.storing.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    if request.method != "POST" {
-        return Ok(method_not_allowed("POST"));
-    }
+}
 
-    if *body_pending && request.expects_continue() {
-        // curl and others wait for this before sending a large body.
-        input
-            .stream
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .map_err(|_| Stop::Close)?;
-    }
-    let body = match framing {
-        Framing::Length(n) => input.read_exact(n)?,
-        Framing::Chunked => input.read_chunked(shared.max_body)?,
+async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let started = tokio::time::Instant::now();
+    let request_deadline = started + shared.io_timeout;
+    let service = {
+        let shared = shared.clone();
+        hyper::service::service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(handle(req, peer, &shared, request_deadline).await) }
+        })
     };
-    *body_pending = false;
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.io_timeout)
+        .max_headers(MAX_HEADERS)
+        .max_header_size(MAX_HEAD)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    match tokio::time::timeout_at(request_deadline + CONNECTION_LIFETIME, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::debug!("webhook connection from {peer} ended: {e}"),
+        Err(_) => log::debug!("webhook connection from {peer} cut off after its lifetime"),
+    }
+}
+
+/// What a request is for. Every route the receiver serves is listed here and only here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Webhook,
+    Health,
+    /// A known path with the wrong method; the method it takes.
+    WrongMethod(&'static str),
+    NotFound,
+}
+
+/// Routes a request by method and path (`/x/` is `/x`).
+pub fn route(method: &Method, path: &str) -> Route {
+    let path = match path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    };
+    let (route, allowed) = if WEBHOOK_PATHS.contains(&path) {
+        (Route::Webhook, Method::POST)
+    } else if path == HEALTH_PATH {
+        (Route::Health, Method::GET)
+    } else {
+        return Route::NotFound;
+    };
+    if method == allowed {
+        route
+    } else {
+        Route::WrongMethod(if allowed == Method::POST {
+            "POST"
+        } else {
+            "GET"
+        })
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: &Shared,
+    deadline: tokio::time::Instant,
+) -> Response<Full<Bytes>> {
+    match route(req.method(), req.uri().path()) {
+        Route::Webhook => webhook(req, peer, shared, deadline).await,
+        Route::Health => reply(StatusCode::OK, json!({"ok": true})),
+        Route::WrongMethod(allow) => {
+            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+            r
+        }
+        Route::NotFound => error(StatusCode::NOT_FOUND, "Not found"),
+    }
+}
+
+async fn webhook(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: &Shared,
+    deadline: tokio::time::Instant,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let announced = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > shared.max_body as u64) {
+        // A client waiting for `100 Continue` sends nothing more; any other is still
+        // sending, and would see a reset instead of the 413 if we closed on it.
+        if parts.headers.get(EXPECT).is_none() {
+            drain(body, shared.max_body.saturating_add(DEFAULT_MAX_BODY)).await;
+        }
+        return too_large();
+    }
+    // The body is polled here for the first time: hyper sends `100 Continue` if asked.
+    let collected =
+        tokio::time::timeout_at(deadline, Limited::new(body, shared.max_body).collect()).await;
+    let body: Bytes = match collected {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+        Ok(Err(e)) => {
+            log::debug!("reading a webhook from {peer} failed: {e}");
+            return error(StatusCode::BAD_REQUEST, "Bad request");
+        }
+        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "Request timeout"),
+    };
 
     let Some(secrets) = &shared.secrets else {
-        log::error!(
-            "webhook from {peer} refused: no webhook secret configured (set MERGE_WEBHOOK_SECRET)"
+        shared.unconfigured.hit(Instant::now(), |n| {
+            log::error!(
+                "webhook from {peer} refused: no webhook secret configured (set \
+                 MERGE_WEBHOOK_SECRET){}",
+                and_more(n)
+            )
+        });
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Server configuration error",
         );
-        return Ok(Reply::error(500, "Server configuration error"));
     };
-    let verdict = verify(secrets, &body, request.header(SIGNATURE_HEADER));
+    let signature = parts
+        .headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let verdict = verify(secrets, &body, signature);
     if verdict != Verdict::Valid {
         // The time is in the message so it survives any log format; never the signature value.
         let what = match verdict {
             Verdict::Missing => "missing signature",
             _ => "invalid signature",
         };
-        log::warn!(
-            "{} rejected webhook from {peer} on {path}: {what} ({} bytes)",
-            Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-            body.len()
-        );
+        shared.rejected.hit(Instant::now(), |n| {
+            log::warn!(
+                "{} rejected webhook from {peer} on {path}: {what} ({} bytes){}",
+                Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                body.len(),
+                and_more(n)
+            )
+        });
         let (status, json) = verdict_response(verdict);
-        return Ok(Reply::json(status, json));
+        return reply(status_code(status), json);
     }
 
     shared.storing.fetch_add(1, Ordering::SeqCst);
-    let _storing = CountGuard(&shared.storing);
-    // A panicking sink must still answer 5xx so Merge retries.
-    match catch_unwind(AssertUnwindSafe(|| shared.sink.store(&body))) {
+    let sink = shared.sink.clone();
+    let len = body.len();
+    let stored = {
+        let _storing = CountGuard(&shared.storing);
+        tokio::task::spawn_blocking(move || sink.store(&body)).await
+    };
+    match stored {
         Ok(Ok(())) => {
-            log::debug!(
-                "stored webhook from {peer} on {path} ({} bytes)",
-                body.len()
-            );
+            log::debug!("stored webhook from {peer} on {path} ({len} bytes)");
             let (status, json) = verdict_response(Verdict::Valid);
-            Ok(Reply::json(status, json))
+            reply(status_code(status), json)
         }
         Ok(Err(e)) => {
             log::error!("storing a webhook from {peer} failed: {e:#}");
-            Ok(Reply::error(500, "Storage error"))
+            error(StatusCode::INTERNAL_SERVER_ERROR, "Storage error")
         }
+        // A panicking sink must still answer 5xx so Merge retries.
         Err(_) => {
             log::error!("storing a webhook from {peer} panicked");
-            Ok(Reply::error(500, "Storage error"))
+            error(StatusCode::INTERNAL_SERVER_ERROR, "Storage error")
         }
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> Reply {
-    Reply {
-        allow: Some(allow),
-        ..Reply::error(405, "Method not allowed")
-    }
+/// Reads and discards up to `limit` bytes of a body for at most [`DRAIN_TIME`].
+async fn drain(body: Incoming, limit: usize) {
+    let limited = Limited::new(body, limit);
+    let _ = tokio::time::timeout(DRAIN_TIME, limited.collect()).await;
 }
 
-struct Request {
-    method: String,
-    /// The target without query string, `scheme://authority` or a trailing slash.
-    path: String,
-    headers: Vec<(String, String)>,
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-impl Request {
-    /// The first header with this name, case-insensitively.
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn expects_continue(&self) -> bool {
-        self.header("Expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-    }
+fn too_large() -> Response<Full<Bytes>> {
+    error(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large")
 }
 
-fn bad_request(why: &str) -> Stop {
-    log::debug!("bad webhook request: {why}");
-    Reply::error(400, "Bad request").into()
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    reply(status, json!({ "error": message }))
 }
 
-fn parse_head(head: &[u8]) -> Result<Request, Stop> {
-    // Header values are ASCII in practice; anything else cannot be a valid signature anyway.
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let request_line = lines.next().unwrap_or("");
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad_request("malformed request line"));
-    };
-    if !version.starts_with("HTTP/") {
-        return Err(bad_request("no HTTP version"));
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    if version != "HTTP/1.1" && version != "HTTP/1.0" {
-        return Err(Reply::error(505, "HTTP version not supported").into());
-    }
-    let mut headers = Vec::new();
-    for line in lines.take_while(|l| !l.is_empty()) {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(bad_request("header line without a colon"));
-        };
-        // Whitespace in a name (or obsolete line folding) is how smuggling attempts look.
-        if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace()) {
-            return Err(bad_request("malformed header name"));
-        }
-        headers.push((name.to_string(), value.trim().to_string()));
-    }
-    Ok(Request {
-        method: method.to_string(),
-        path: normalise_path(target),
-        headers,
-    })
-}
-
-fn normalise_path(target: &str) -> String {
-    let mut path = target.split(['?', '#']).next().unwrap_or("");
-    // Absolute form (`http://host/path`), as sent through some proxies.
-    if let Some(rest) = path
-        .strip_prefix("http://")
-        .or_else(|| path.strip_prefix("https://"))
-    {
-        path = rest.find('/').map_or("/", |i| &rest[i..]);
-    }
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() {
-        "/".to_string()
-    } else {
-        trimmed.to_string()
-    }
-}
-
-enum Framing {
-    Length(usize),
-    Chunked,
-}
-
-/// Decides how the body is delimited, refusing an announced body over `max_body` before any of
-/// it is read.
-fn body_framing(request: &Request, max_body: usize) -> Result<Framing, Stop> {
-    let te: Vec<&str> = request.all("Transfer-Encoding").collect();
-    let cl: Vec<&str> = request.all("Content-Length").collect();
-    if !te.is_empty() {
-        // Both at once is the classic smuggling shape; refuse rather than pick one.
-        if !cl.is_empty() {
-            return Err(bad_request("both Transfer-Encoding and Content-Length"));
-        }
-        let last = te.last().and_then(|v| v.rsplit(',').next()).unwrap_or("");
-        if !last.trim().eq_ignore_ascii_case("chunked") {
-            return Err(Reply::error(501, "Transfer-Encoding not supported").into());
-        }
-        return Ok(Framing::Chunked);
-    }
-    let Some(first) = cl.first() else {
-        return Ok(Framing::Length(0));
-    };
-    if cl.iter().any(|v| v != first)
-        || first.is_empty()
-        || !first.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(bad_request("malformed Content-Length"));
-    }
-    match first.parse::<usize>() {
-        Ok(n) if n <= max_body => Ok(Framing::Length(n)),
-        _ => Err(too_large()),
-    }
-}
-
-fn too_large() -> Stop {
-    Reply::error(413, "Payload too large").into()
-}
-
-/// The request bytes of one connection, read under one deadline for the whole request.
-struct Input<'a> {
-    stream: &'a TcpStream,
-    deadline: Instant,
-    buf: Vec<u8>,
-    /// Bytes before `pos` are consumed.
-    pos: usize,
-}
-
-impl Input<'_> {
-    /// Reads more bytes into `buf`; `Ok(0)` at end of stream.
-    fn fill(&mut self) -> Result<usize, Stop> {
-        let mut chunk = [0u8; 8192];
-        loop {
-            let now = Instant::now();
-            if now >= self.deadline {
-                return Err(Reply::error(408, "Request timeout").into());
-            }
-            // Re-armed before every read so the total, not each read, is bounded.
-            if self
-                .stream
-                .set_read_timeout(Some(self.deadline - now))
-                .is_err()
-            {
-                return Err(Stop::Close);
-            }
-            match (&*self.stream).read(&mut chunk) {
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(Reply::error(408, "Request timeout").into())
-                }
-                Err(_) => return Err(Stop::Close),
-            }
-        }
-    }
-
-    fn unread(&self) -> &[u8] {
-        &self.buf[self.pos..]
-    }
-
-    /// The request line and headers, without the blank line that ends them.
-    fn read_head(&mut self) -> Result<Vec<u8>, Stop> {
-        loop {
-            if let Some(end) = head_end(self.unread()) {
-                let head = self.unread()[..end].to_vec();
-                self.pos += end;
-                return Ok(head);
-            }
-            if self.unread().len() > MAX_HEAD {
-                return Err(Reply::error(431, "Request header fields too large").into());
-            }
-            if self.fill()? == 0 {
-                // Nothing at all is a port probe (or `stop` waking the listener): no answer.
-                return Err(if self.buf.is_empty() {
-                    Stop::Close
-                } else {
-                    bad_request("connection closed inside the headers")
-                });
-            }
-        }
-    }
-
-    fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, Stop> {
-        while self.unread().len() < n {
-            if self.fill()? == 0 {
-                return Err(bad_request("connection closed inside the body"));
-            }
-        }
-        let out = self.unread()[..n].to_vec();
-        self.pos += n;
-        Ok(out)
-    }
-
-    /// One line without its line ending, at most `max` bytes.
-    fn read_line(&mut self, max: usize) -> Result<Vec<u8>, Stop> {
-        loop {
-            if let Some(i) = self.unread().iter().position(|&b| b == b'\n') {
-                let line = self.unread()[..i].to_vec();
-                self.pos += i + 1;
-                let line = line.strip_suffix(b"\r").map(<[u8]>::to_vec).unwrap_or(line);
-                return Ok(line);
-            }
-            if self.unread().len() > max {
-                return Err(bad_request("overlong line in a chunked body"));
-            }
-            if self.fill()? == 0 {
-                return Err(bad_request("connection closed inside a chunked body"));
-            }
-        }
-    }
-
-    /// A `Transfer-Encoding: chunked` body, refused with `413` as soon as it passes `max`.
-    fn read_chunked(&mut self, max: usize) -> Result<Vec<u8>, Stop> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.read_line(1024)?;
-            let line = String::from_utf8_lossy(&line);
-            let size = line.split(';').next().unwrap_or("").trim();
-            if size.is_empty() || size.len() > 16 || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad_request("malformed chunk size"));
-            }
-            let size = usize::from_str_radix(size, 16).map_err(|_| too_large())?;
-            if size == 0 {
-                // Trailers are ignored, up to the blank line.
-                while !self.read_line(MAX_HEAD)?.is_empty() {}
-                return Ok(body);
-            }
-            if size > max.saturating_sub(body.len()) {
-                return Err(too_large());
-            }
-            body.extend(self.read_exact(size)?);
-            if !self.read_line(2)?.is_empty() {
-                return Err(bad_request("chunk not followed by CRLF"));
-            }
-        }
-    }
-}
-
-/// The length of the head including the blank line that ends it (CRLF or bare LF).
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.iter().enumerate().find_map(|(i, &b)| {
-        if b != b'\n' {
-            return None;
-        }
-        match (buf.get(i + 1), buf.get(i + 2)) {
-            (Some(b'\n'), _) => Some(i + 2),
-            (Some(b'\r'), Some(b'\n')) => Some(i + 3),
-            _ => None,
-        }
-    })
-}
-
-fn write_reply(mut stream: &TcpStream, reply: &Reply) -> io::Result<()> {
-    let body = reply.body.to_string();
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reply.status,
-        reason_phrase(reply.status),
-        body.len()
-    );
-    if let Some(allow) = reply.allow {
-        out.push_str(&format!("Allow: {allow}\r\n"));
-    }
-    if reply.status == 503 {
-        out.push_str("Retry-After: 1\r\n");
-    }
-    out.push_str("\r\n");
-    out.push_str(&body);
-    stream.write_all(out.as_bytes())?;
-    stream.flush()
-}
-
-/// After answering before the body was read, reads and discards what the client is still
-/// sending (bounded in time and bytes) before closing. Closing with unread data makes the
-/// kernel reset the connection, and the client would then lose the answer.
-fn linger(stream: &TcpStream, max_body: usize) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + LINGER_TIME;
-    let mut left = max_body.saturating_add(DEFAULT_MAX_BODY);
-    let mut chunk = [0u8; 16 * 1024];
-    while left > 0 {
-        let now = Instant::now();
-        if now >= deadline || stream.set_read_timeout(Some(deadline - now)).is_err() {
-            return;
-        }
-        match (&*stream).read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => left = left.saturating_sub(n),
-        }
-    }
+    r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn head(text: &str) -> Request {
-        match parse_head(text.as_bytes()) {
-            Ok(r) => r,
-            Err(_) => panic!("head should parse: {text:?}"),
+    #[test]
+    fn routes_are_decided_by_path_then_method() {
+        for p in WEBHOOK_PATHS {
+            assert_eq!(route(&Method::POST, p), Route::Webhook);
+            assert_eq!(route(&Method::POST, &format!("{p}/")), Route::Webhook);
+            assert_eq!(route(&Method::GET, p), Route::WrongMethod("POST"));
         }
+        assert_eq!(route(&Method::GET, HEALTH_PATH), Route::Health);
+        assert_eq!(route(&Method::POST, HEALTH_PATH), Route::WrongMethod("GET"));
+        assert_eq!(route(&Method::POST, "/"), Route::NotFound);
+        assert_eq!(route(&Method::POST, "/api/webhooks"), Route::NotFound);
     }
 
     #[test]
-    fn head_end_finds_crlf_and_bare_lf() {
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody"), Some(24));
-        assert_eq!(head_end(b"GET / HTTP/1.1\nA: b\n\nbody"), Some(21));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
-    }
-
-    #[test]
-    fn parses_request_line_headers_and_path_forms() {
-        let r =
-            head("POST /api/webhooks/merge/?x=1 HTTP/1.1\r\nx-merge-webhook-signature:  abc= \r\n");
-        assert_eq!(r.method, "POST");
-        assert_eq!(r.path, "/api/webhooks/merge");
-        assert_eq!(r.header(SIGNATURE_HEADER), Some("abc="));
-        assert_eq!(head("GET http://h:1/healthz HTTP/1.0\r\n").path, "/healthz");
-        assert_eq!(head("GET / HTTP/1.1\r\n").path, "/");
-    }
-
-    #[test]
-    fn rejects_malformed_heads() {
-        for bad in [
-            "GET /\r\n",
-            "GET / HTTP/1.1 extra\r\n",
-            "GET / HTTP/1.1\r\nNo colon\r\n",
-            "GET / HTTP/1.1\r\nBad name: x\r\n",
-            "GET / HTTP/2.0\r\n",
-        ] {
-            assert!(parse_head(bad.as_bytes()).is_err(), "{bad:?}");
+    fn a_throttle_logs_once_per_interval_and_counts_the_rest() {
+        let t = Throttle::default();
+        let t0 = Instant::now();
+        let mut lines = Vec::new();
+        for i in 0..5 {
+            t.hit(t0 + Duration::from_millis(i), |n| lines.push(n));
         }
-    }
-
-    #[test]
-    fn framing_refuses_ambiguous_and_oversized_bodies() {
-        let framing = |h: &str| body_framing(&head(&format!("POST / HTTP/1.1\r\n{h}")), 100);
-        assert!(matches!(
-            framing("Content-Length: 100\r\n"),
-            Ok(Framing::Length(100))
-        ));
-        assert!(matches!(framing(""), Ok(Framing::Length(0))));
-        assert!(matches!(
-            framing("Transfer-Encoding: gzip, chunked\r\n"),
-            Ok(Framing::Chunked)
-        ));
-        let status = |r: Result<Framing, Stop>| match r {
-            Err(Stop::Reply(reply)) => reply.status,
-            _ => 0,
-        };
-        assert_eq!(status(framing("Content-Length: 101\r\n")), 413);
-        assert_eq!(
-            status(framing("Content-Length: 99999999999999999999999\r\n")),
-            413
-        );
-        assert_eq!(status(framing("Content-Length: -1\r\n")), 400);
-        assert_eq!(
-            status(framing("Content-Length: 1\r\nContent-Length: 2\r\n")),
-            400
-        );
-        assert_eq!(
-            status(framing(
-                "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n"
-            )),
-            400
-        );
-        assert_eq!(status(framing("Transfer-Encoding: gzip\r\n")), 501);
-    }
-
-    #[test]
-    fn wake_address_turns_unspecified_into_loopback() {
-        let a: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        assert_eq!(wake_address(a), "127.0.0.1:8080".parse().unwrap());
-        let b: SocketAddr = "[::]:8080".parse().unwrap();
-        assert_eq!(wake_address(b), "[::1]:8080".parse().unwrap());
+        t.hit(t0 + WARN_INTERVAL + Duration::from_millis(10), |n| {
+            lines.push(n)
+        });
+        assert_eq!(lines, vec![0, 4]);
     }
 }

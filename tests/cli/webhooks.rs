@@ -549,3 +549,35 @@ fn serve_stops_promptly_on_sigterm_even_during_a_slow_fetch() {
     );
     assert!(exit.unwrap().success(), "{exit:?}");
 }
+
+// Hardening item 7: while another process held a long write transaction, a webhook waited
+// 34.5 s for the state file, past Merge's 30 s timeout. It now gives up after a short lock
+// wait with a 500 (Merge retries), and is stored once the file is free.
+#[test]
+fn serve_answers_well_inside_merges_timeout_while_the_state_file_is_locked() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let server = serve(&env);
+    let holder = env.sqlite();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = b"{\"hook\": {\"event\": \"Employee.synced\"}}";
+    // `post` gives up reading after 10 s: that is the deadline.
+    let (status, reply) = post(
+        &server.addr,
+        "/api/webhooks/merge",
+        body,
+        Some(&sign(SECRET, body)),
+    );
+    assert_eq!(
+        (status, reply.as_str()),
+        (500, r#"{"error":"Storage error"}"#)
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    let (status, _) = post(
+        &server.addr,
+        "/api/webhooks/merge",
+        body,
+        Some(&sign(SECRET, body)),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(env.count("SELECT COUNT(*) FROM webhook_inbox"), 1);
+}

@@ -287,6 +287,12 @@ impl Store for SqliteStore {
         format!("state file {}", self.path.display())
     }
 
+    fn set_lock_wait(&mut self, wait: Duration) -> Result<()> {
+        self.conn
+            .busy_timeout(wait)
+            .with_context(|| format!("setting the lock wait of {}", self.path.display()))
+    }
+
     fn transaction(&mut self, f: &mut dyn FnMut(&mut dyn Store) -> Result<()>) -> Result<()> {
         if self.in_tx {
             return f(self);
