@@ -17,10 +17,8 @@ use crate::sync::webhooks::{apply_pending, Applied};
 use crate::sync::{self, Engine, PollOptions};
 use crate::webhook::{self, ServerConfig, WebhookSecrets, WebhookSink};
 
-/// How long a webhook's write waits for another process's lock (a long `poll` transaction,
-/// say), and how long it waits for a free connection: together well inside Merge's 30 s, so
-/// a busy state file answers 500 (Merge retries) instead of timing out.
-const STORE_LOCK_WAIT: Duration = Duration::from_secs(5);
+use crate::webhook::STORE_LOCK_WAIT;
+
 /// Connections kept for storing webhooks, so concurrent deliveries each wait on the state
 /// file's lock on their own rather than in a queue behind one another.
 const STORE_CONNECTIONS: usize = 4;

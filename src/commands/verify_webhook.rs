@@ -80,7 +80,11 @@ pub fn run(config: &Config, args: &VerifyWebhookArgs) -> Result<ExitCode> {
         let stored = super::require_state_file(config)
             .map_err(anyhow::Error::from)
             .and_then(|()| store::open(&config.db))
-            .and_then(|mut s| s.enqueue_webhook(&body, event.as_deref(), Utc::now()));
+            .and_then(|mut s| {
+                // Under CGI the web server, and Merge behind it, will not wait 30 s.
+                s.set_lock_wait(webhook::STORE_LOCK_WAIT)?;
+                s.enqueue_webhook(&body, event.as_deref(), Utc::now())
+            });
         if let Err(e) = stored {
             answer(500, json!({"error": "Storage error"}));
             return Err(e.context("storing the webhook"));

@@ -19,7 +19,9 @@ use serde_json::{json, Value};
 pub use payload::{
     parse, redact, LinkedAccountRef, ModelSyncHint, PayloadError, Webhook, WebhookKind,
 };
-pub use server::{start, ServerConfig, ServerHandle, WebhookSink, SIGNATURE_HEADER};
+pub use server::{
+    start, ServerConfig, ServerHandle, WebhookSink, SIGNATURE_HEADER, STORE_LOCK_WAIT,
+};
 pub use verify::{sign, verify, Verdict, WebhookSecrets};
 
 /// The status and JSON body to answer a verdict with: `200 {"received": true}` for a valid

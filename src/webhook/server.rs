@@ -54,6 +54,11 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// and write the answer. A client that never reads its answer is cut off here.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
+/// How long storing a webhook waits for another process's lock on the state file (a long
+/// `poll` transaction, say), and in `serve` also for a free connection: together well inside
+/// Merge's 30 s, so a busy state file answers 500 (Merge retries) instead of timing out.
+pub const STORE_LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// Most headers a request may carry; Merge sends about a dozen.
 const MAX_HEADERS: usize = 64;
 /// Largest request head (request line and headers); Merge sends well under 2 KiB.

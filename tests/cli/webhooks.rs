@@ -581,3 +581,27 @@ fn serve_answers_well_inside_merges_timeout_while_the_state_file_is_locked() {
     assert_eq!(status, 200);
     assert_eq!(env.count("SELECT COUNT(*) FROM webhook_inbox"), 1);
 }
+
+// Hardening item 7, under CGI: storing waits a short while for a locked state file, then
+// answers 500 so Merge retries, instead of outlasting Merge's 30 s timeout.
+#[test]
+fn verify_webhook_enqueue_gives_up_on_a_locked_state_file_in_time() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    env.create_state();
+    let holder = env.sqlite();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = b"{\"hook\": {\"event\": \"Employee.synced\"}}";
+    env.cmd()
+        .env("MERGE_WEBHOOK_SECRET", SECRET)
+        .env("GATEWAY_INTERFACE", "CGI/1.1")
+        .env("HTTP_X_MERGE_WEBHOOK_SIGNATURE", sign(SECRET, body))
+        .args(["verify-webhook", "--enqueue"])
+        .write_stdin(body.to_vec())
+        // The deadline: well inside Merge's 30 s.
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("Status: 500"));
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(env.count("SELECT COUNT(*) FROM webhook_inbox"), 0);
+}
