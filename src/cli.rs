@@ -18,14 +18,10 @@ directory (real environment variables win over .env).";
 #[derive(Debug, Parser)]
 #[command(name = "merge-sync", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The state file (SQLite).
-    #[arg(
-        long,
-        global = true,
-        env = "MERGE_SYNC_DB",
-        default_value = "merge-sync.db"
-    )]
-    pub db: PathBuf,
+    /// The state file (SQLite) [default: merge-sync.db in the current directory]. Only
+    /// `accounts add` creates it; every other command refuses one that does not exist.
+    #[arg(long, global = true, env = "MERGE_SYNC_DB")]
+    pub db: Option<PathBuf>,
 
     /// Merge API base URL, including `/api` [env: MERGE_API_URL] [default: `https://api.merge.dev/api`]
     #[arg(long, global = true, conflicts_with = "region")]

@@ -5,6 +5,8 @@ use crate::secret::Secret;
 use crate::store::Location;
 
 pub const DEFAULT_API_URL: &str = "https://api.merge.dev/api";
+/// The state file when neither `--db` nor `MERGE_SYNC_DB` names one, in the current directory.
+pub const DEFAULT_DB: &str = "merge-sync.db";
 
 /// A usage or configuration error: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +17,9 @@ pub struct UsageError(pub String);
 #[derive(Debug, Clone)]
 pub struct Config {
     pub db: Location,
+    /// Whether `--db` / `MERGE_SYNC_DB` named the state (else the default file): `demo` then
+    /// writes there instead of in a temporary file.
+    pub db_given: bool,
     pub api_url: String,
     api_key: Option<Secret>,
     pub webhook_secret: Option<Secret>,
@@ -41,11 +46,13 @@ impl Config {
                  https://api.merge.dev/api"
             )));
         }
-        if cli.db.as_os_str().is_empty() {
+        let db = cli.db.clone().unwrap_or_else(|| DEFAULT_DB.into());
+        if db.as_os_str().is_empty() {
             return Err(UsageError("--db / MERGE_SYNC_DB is empty".into()));
         }
         Ok(Config {
-            db: Location::parse(&cli.db),
+            db: Location::parse(&db),
+            db_given: cli.db.is_some(),
             api_url,
             api_key: non_empty("MERGE_API_KEY").map(|k| Secret::new(k.trim())),
             webhook_secret: non_empty("MERGE_WEBHOOK_SECRET").map(Secret::new),

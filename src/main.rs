@@ -8,9 +8,13 @@ use merge_sync::cli::Cli;
 fn main() -> ExitCode {
     let dotenv = merge_sync::load_dotenv();
     let cli = Cli::parse();
-    if !matches!(cli.command, merge_sync::cli::Command::Serve(_)) {
+    if !matches!(
+        cli.command,
+        merge_sync::cli::Command::Serve(_) | merge_sync::cli::Command::Demo
+    ) {
         // `merge-sync status | head` should end quietly, as other Unix tools do, not panic
-        // on a closed pipe. `serve` keeps Rust's default (ignore), as a server must.
+        // on a closed pipe. `serve` keeps Rust's default (ignore), as a server must, and so
+        // does `demo`, which sees the write fail and deletes its temporary directory.
         #[cfg(unix)]
         // SAFETY: called once at start-up, before any thread exists.
         unsafe {

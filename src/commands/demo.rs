@@ -1,4 +1,5 @@
-//! `demo`: the whole life cycle against an in-process fake Merge, in a temporary state file.
+//! `demo`: the whole life cycle against an in-process fake Merge, in a temporary state file
+//! (deleted however the demo ends) or in the new one `--db` names (kept).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use anyhow::{Context, Result};
 use chrono::{TimeDelta, Utc};
 
 use super::views;
+use crate::config::{Config, UsageError};
 use crate::fake::{FakeMerge, Scenario, SyncScript};
 use crate::merge::limits::RateLimiter;
 use crate::merge::{ClientOptions, MergeClient};
@@ -20,13 +22,61 @@ use crate::webhook::{self, Verdict, WebhookSecrets};
 const SCENARIO: &str = include_str!("../../fixtures/scenarios/demo.json");
 const DEMO_SECRET: &str = "demo-webhook-secret";
 
-pub fn run() -> Result<ExitCode> {
+/// Prints a line of the demo; a closed pipe (`merge-sync demo | head`) ends the demo with an
+/// error the caller recognises, so the temporary directory is still deleted.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
+pub fn run(config: &Config) -> Result<ExitCode> {
+    let Location::Sqlite(given) = &config.db;
+    // Kept only when asked for; a temporary one is deleted on return, on a panic and (below)
+    // on a signal.
+    let (db, temp) = if config.db_given {
+        if std::fs::metadata(given).is_ok_and(|m| m.len() > 0) {
+            return Err(UsageError(format!(
+                "{} exists; the demo writes a new state file and never touches an existing one: \
+                 pass --db with a path that does not exist yet (or unset MERGE_SYNC_DB for a \
+                 temporary one)",
+                given.display()
+            ))
+            .into());
+        }
+        (given.clone(), None)
+    } else {
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        (dir.path().join("demo.db"), Some(dir))
+    };
+    if let Some(dir) = &temp {
+        let path = dir.path().to_path_buf();
+        ctrlc::set_handler(move || {
+            let _ = std::fs::remove_dir_all(&path);
+            std::process::exit(130);
+        })
+        .context("installing the signal handler")?;
+    }
+    match demo(&db, temp.is_none()) {
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::from(141)),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn demo(db: &std::path::Path, keep: bool) -> Result<ExitCode> {
     let scenario = Scenario::from_json(SCENARIO).context("loading the demo scenario")?;
     let api_key = Secret::new(scenario.api_key.clone());
     let fake = FakeMerge::start(scenario).context("starting the fake Merge")?;
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let db = dir.path().join("demo.db");
-    println!(
+    let db = db.to_path_buf();
+    say!(
         "merge-sync demo: fake Merge at {}, state file {}\n",
         fake.base_url(),
         db.display()
@@ -35,7 +85,7 @@ pub fn run() -> Result<ExitCode> {
     let client = MergeClient::new(&fake.base_url(), api_key, ClientOptions::default());
     let engine = Engine::new(client.clone(), Location::Sqlite(db.clone()), 600, None);
 
-    step("1. Register two linked accounts (details from Merge's account-details)");
+    say!("── 1. Register two linked accounts (details from Merge's account-details)");
     let mut store = store::open(&Location::Sqlite(db.clone()))?;
     let accounts: Vec<(String, String, String)> = fake.with_state(|s| {
         s.accounts()
@@ -62,7 +112,7 @@ pub fn run() -> Result<ExitCode> {
     }
     show(store.as_mut())?;
 
-    step("2. Poll while Merge's initial sync runs, until every model is ready");
+    say!("── 2. Poll while Merge's initial sync runs, until every model is ready");
     for _ in 0..20 {
         poll(&engine)?;
         let done = store.accounts()?.iter().all(|a| a.initial_sync_complete);
@@ -73,13 +123,17 @@ pub fn run() -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(700));
     }
 
-    step("3. Merge runs its next scheduled sync (creates, updates, deletes); poll fetches only the change");
+    say!(
+        "── 3. Merge runs its next scheduled sync (a few creates, updates, deletes); poll asks only \
+         for records modified since the previous window's bound minus a 1-second overlap, so it \
+         gets the changes plus records Merge stamped in the previous sync's last second"
+    );
     fake.advance(TimeDelta::seconds(30));
     wait_for_syncs(&fake);
     poll(&engine)?;
     show(store.as_mut())?;
 
-    step("4. A signed LinkedAccount.sync_completed webhook arrives and is applied");
+    say!("── 4. A signed LinkedAccount.sync_completed webhook arrives and is applied");
     let first = fake.with_state(|s| s.accounts()[0].id.clone());
     fake.with_state(|s| {
         s.start_sync(
@@ -97,21 +151,30 @@ pub fn run() -> Result<ExitCode> {
     let signature = webhook::sign(DEMO_SECRET, &body);
     let secrets = WebhookSecrets::new(Secret::new(DEMO_SECRET), None);
     let verdict = webhook::verify(&secrets, &body, Some(&signature));
-    println!("signature {signature}: {verdict:?}");
+    say!("signature {signature}: {verdict:?}");
     if verdict == Verdict::Valid {
         store.enqueue_webhook(&body, Some("LinkedAccount.sync_completed"), Utc::now())?;
     }
     for applied in sync::webhooks::apply_pending(store.as_mut(), Utc::now())? {
-        println!("webhook: {}", applied.describe());
+        say!("webhook: {}", applied.describe());
     }
     poll(&engine)?;
     show(store.as_mut())?;
-    println!("Done. The state file is deleted with the demo; run `merge-sync accounts add` to mirror real accounts.");
+    if keep {
+        say!(
+            "Done. The state file is kept: `merge-sync --db {} status`, or query it with sqlite3.",
+            db.display()
+        );
+    } else {
+        say!("Done. The temporary state file is deleted with the demo (--db PATH keeps one).");
+    }
+    say!("To mirror real accounts: `merge-sync accounts add --account-token TOKEN --category CATEGORY`.");
     Ok(ExitCode::SUCCESS)
 }
 
-fn step(title: &str) {
-    println!("── {title}");
+/// `n` and `word`, plural unless `n` is 1.
+fn count(n: u64, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 fn poll(engine: &Engine) -> Result<()> {
@@ -125,17 +188,24 @@ fn poll(engine: &Engine) -> Result<()> {
         &|_| {},
     )?;
     for (id, e) in report.failures() {
-        println!("{id}: {e}");
+        say!("{id}: {e}");
     }
+    let mut fetched = false;
     for o in &report.outcomes {
         if let Ok(s) = &o.result {
             for (model, totals) in &s.fetched {
-                println!(
-                    "fetched {} {model}: {} records in {} pages",
-                    o.linked_account_id, totals.records, totals.pages
+                fetched = true;
+                say!(
+                    "fetched {} {model}: {} in {}",
+                    o.linked_account_id,
+                    count(totals.records, "record"),
+                    count(totals.pages, "page")
                 );
             }
         }
+    }
+    if !fetched {
+        say!("nothing to fetch yet");
     }
     Ok(())
 }
@@ -159,6 +229,6 @@ fn show(store: &mut dyn Store) -> Result<()> {
     for a in store.accounts()? {
         accounts.push(views::account_view(store, &a)?);
     }
-    println!("{}", report::status_table(&accounts, Utc::now()));
+    say!("{}", report::status_table(&accounts, Utc::now()));
     Ok(())
 }

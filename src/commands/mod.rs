@@ -45,7 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(&config, &args),
         Command::Schema(args) => schema::run(&config, &args),
         Command::Export(args) => export::run(&config, &args),
-        Command::Demo => demo::run(),
+        Command::Demo => demo::run(&config),
     }
 }
 
