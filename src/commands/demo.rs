@@ -53,7 +53,14 @@ pub fn run(config: &Config) -> Result<ExitCode> {
     if let Some(dir) = &temp {
         let path = dir.path().to_path_buf();
         ctrlc::set_handler(move || {
-            let _ = std::fs::remove_dir_all(&path);
+            // The demo keeps running meanwhile and may add a file (WAL, lock) mid-removal:
+            // try again until the directory is gone.
+            for _ in 0..100 {
+                if std::fs::remove_dir_all(&path).is_ok() || !path.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             std::process::exit(130);
         })
         .context("installing the signal handler")?;

@@ -14,6 +14,7 @@ use crate::views::{Column, Kind, ModelView};
 
 pub fn run(config: &Config, args: &ExportArgs) -> Result<ExitCode> {
     let model = super::schema::find(&args.model)?;
+    super::require_state_file(config)?;
     let mut store = store::open(&config.db)?;
     let linked_account_id = match &args.account {
         Some(key) => Some(resolve_account(store.as_mut(), key)?.linked_account_id),

@@ -350,6 +350,7 @@ fn a_missing_state_file_is_refused_by_every_command_but_accounts_add() {
         vec!["accounts", "enable", "la1"],
         vec!["accounts", "remove", "la1"],
         vec!["check"],
+        vec!["export", "--model", "hris.Employee"],
         vec!["serve", "--listen", "127.0.0.1:0"],
         vec!["verify-webhook", "--enqueue", "--signature", &signature],
     ] {

@@ -29,8 +29,10 @@ fn demo_runs_the_whole_life_cycle() {
     let out = demo_in(&env, &tmp).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
+    // How far Merge's (2-second) initial sync got by the first poll depends on the machine's
+    // speed; its start and its end do not.
     for want in [
-        "initial sync: 0 of 2 models ready",
+        "initial sync: not polled yet",
         "initial sync: complete since",
         "webhook: due:",
         "records in 1 page\n",
