@@ -14,6 +14,8 @@ pub mod report;
 pub mod secret;
 pub mod store;
 pub mod sync;
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 pub mod views;
 pub mod webhook;
