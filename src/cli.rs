@@ -85,6 +85,10 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Write a model's typed view as CSV or JSON Lines, to stdout or a file.
     Export(ExportArgs),
+    /// Recent runs of `poll`, `fetch` and `serve` passes, newest first.
+    Runs(RunsArgs),
+    /// For cron and monitoring checks: exit 0 when healthy, 1 with one line per problem.
+    Health(HealthArgs),
     /// Run the whole life cycle against a built-in fake Merge, in a temporary state file.
     Demo,
     /// Check configuration and connectivity; changes nothing.
@@ -156,6 +160,10 @@ pub struct PollArgs {
     /// Requests per minute per linked account (Merge's Launch plan allows 100).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,
+    /// Write Prometheus metrics to this file at the end of the run, atomically (for
+    /// node_exporter's textfile collector).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +190,41 @@ pub struct StatusArgs {
     /// JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// How many runs to show.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+    /// Only runs that worked on this account (linked account id or end_user_origin_id).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// How far behind Merge's last finished sync a model may be, e.g. 2h, 90m, 1d
+    /// [default: one and a half of Merge's sync intervals for the account, plus 30m].
+    #[arg(long, value_parser = parse_duration)]
+    pub max_lag: Option<std::time::Duration>,
+    /// Failed passes in a row before an account is a problem.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_failures: u32,
+    /// JSON instead of one line per problem.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero".into()),
+        Err(e) => Err(format!("{e}; write a duration like 90m, 2h or 1d")),
+    }
 }
 
 #[derive(Debug, Args)]

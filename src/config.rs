@@ -3,6 +3,7 @@
 use crate::cli::{Cli, Region};
 use crate::secret::Secret;
 use crate::store::Location;
+use crate::sync::Retention;
 
 pub const DEFAULT_API_URL: &str = "https://api.merge.dev/api";
 /// The state file when neither `--db` nor `MERGE_SYNC_DB` names one, in the current directory.
@@ -25,6 +26,8 @@ pub struct Config {
     pub webhook_secret: Option<Secret>,
     pub webhook_secret_previous: Option<Secret>,
     pub on_initial_sync_complete: Option<String>,
+    /// How much run history is kept (`MERGE_SYNC_RUN_HISTORY_DAYS`, `..._MAX`).
+    pub run_retention: Retention,
 }
 
 impl Config {
@@ -50,6 +53,26 @@ impl Config {
         if db.as_os_str().is_empty() {
             return Err(UsageError("--db / MERGE_SYNC_DB is empty".into()));
         }
+        let number = |key: &str, default: u64| -> Result<u64, UsageError> {
+            match non_empty(key) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        UsageError(format!("{key}={v:?} is not a positive whole number"))
+                    }),
+            }
+        };
+        let defaults = Retention::default();
+        let run_retention = Retention {
+            days: number("MERGE_SYNC_RUN_HISTORY_DAYS", defaults.days.into())?.min(u32::MAX.into())
+                as u32,
+            max_runs: number("MERGE_SYNC_RUN_HISTORY_MAX", defaults.max_runs as u64)?
+                .min(usize::MAX as u64) as usize,
+        };
         Ok(Config {
             db: Location::parse(&db),
             db_given: cli.db.is_some(),
@@ -61,6 +84,7 @@ impl Config {
                 .on_initial_sync_complete
                 .clone()
                 .filter(|c| !c.trim().is_empty()),
+            run_retention,
         })
     }
 
@@ -147,6 +171,33 @@ mod tests {
             "https://api-ap.merge.dev/api"
         );
         assert!(resolve(&["--api-url", "ftp://x"], &[]).is_err());
+    }
+
+    #[test]
+    fn run_history_retention_comes_from_the_environment_and_is_checked() {
+        assert_eq!(
+            resolve(&[], &[]).unwrap().run_retention,
+            Retention::default()
+        );
+        let cfg = resolve(
+            &[],
+            &[
+                ("MERGE_SYNC_RUN_HISTORY_DAYS", "7"),
+                ("MERGE_SYNC_RUN_HISTORY_MAX", "500"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.run_retention,
+            Retention {
+                days: 7,
+                max_runs: 500
+            }
+        );
+        for bad in ["0", "-1", "ten"] {
+            let err = resolve(&[], &[("MERGE_SYNC_RUN_HISTORY_DAYS", bad)]).unwrap_err();
+            assert!(err.0.contains("MERGE_SYNC_RUN_HISTORY_DAYS"), "{}", err.0);
+        }
     }
 
     #[test]

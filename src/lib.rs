@@ -1,7 +1,7 @@
 //! merge-sync: a local SQLite mirror of Merge.dev Common Model data.
 //!
 //! Dependencies point one way: `commands → sync → {merge, store}`; `report`, `webhook`,
-//! `secret`, `time` and `logging` are leaves. Only `commands`, `main` and
+//! `secret`, `time`, `logging` and `metrics` are leaves. Only `commands`, `main` and
 //! the logger (`logging`) write to stdout and stderr.
 
 pub mod cli;
@@ -10,6 +10,7 @@ pub mod config;
 pub mod fake;
 pub mod logging;
 pub mod merge;
+pub mod metrics;
 pub mod report;
 pub mod secret;
 pub mod store;

@@ -156,14 +156,18 @@ fn client(config: &Config) -> Result<MergeClient> {
 fn list(config: &Config, json: bool) -> Result<ExitCode> {
     require_state_file(config)?;
     let mut store = open_read_only(config)?;
+    let ctx = views::ViewContext::read(store.as_mut(), Utc::now())?;
     let mut out = Vec::new();
     for a in store.accounts()? {
-        out.push(views::account_view(store.as_mut(), &a)?.0);
+        out.push(views::account_view(store.as_mut(), &a, &ctx)?.0);
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", report::accounts_table(&out, Utc::now()));
+        print!(
+            "{}",
+            report::accounts_table(&out, ctx.now, super::terminal_width())
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

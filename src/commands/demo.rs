@@ -232,10 +232,14 @@ fn wait_for_syncs(fake: &FakeMerge) {
 }
 
 fn show(store: &mut dyn Store) -> Result<()> {
+    let ctx = views::ViewContext::read(store, Utc::now())?;
     let mut accounts = Vec::new();
     for a in store.accounts()? {
-        accounts.push(views::account_view(store, &a)?);
+        accounts.push(views::account_view(store, &a, &ctx)?);
     }
-    say!("{}", report::status_table(&accounts, Utc::now()));
+    say!(
+        "{}",
+        report::status_table(&accounts, ctx.now, super::terminal_width())
+    );
     Ok(())
 }

@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
+use chrono::Utc;
+
 use super::{
-    engine, known_model, on_interrupt, require_state_file, resolve_account, Activity, Progress,
+    engine, known_model, on_interrupt, record_finish, require_state_file, resolve_account,
+    Activity, Progress,
 };
 use crate::cli::FetchArgs;
 use crate::config::{Config, UsageError};
 use crate::store::{self, AccountStatus};
-use crate::sync::{run_locked_pass, PlanOptions};
+use crate::sync::{self, run_locked_pass, Outcome, PlanOptions, RunTotals};
 
 pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
     for m in &args.models {
@@ -21,7 +24,8 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
     let run_id = crate::logging::new_run_id();
     crate::logging::set_run_id(Some(&run_id));
     let progress = Progress::new();
-    let engine = engine(config, args.rate_limit, Some(progress.clone()))?;
+    let mut engine = engine(config, args.rate_limit, Some(progress.clone()))?;
+    engine.run_id = Some(run_id.clone());
     let mut store = store::open(&config.db)?;
     let account = resolve_account(store.as_mut(), &args.account)?;
     for m in &args.models {
@@ -49,9 +53,42 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
         bail!("another merge-sync is syncing account {id} right now; try again when it finishes");
     };
     let activity = Arc::new(Activity::default());
-    on_interrupt("fetch", activity.clone(), || {})?;
-    crate::sync::webhooks::apply_pending(store.as_mut(), (engine.clock)())?;
-    let account = resolve_account(store.as_mut(), &id)?;
+    let run = sync::start_run(
+        store.as_mut(),
+        "fetch",
+        &run_id,
+        config.run_retention,
+        Utc::now(),
+    )?;
+    on_interrupt(config, &run, &engine, activity.clone())?;
+    let prepared = sync::webhooks::apply_pending(store.as_mut(), (engine.clock)())
+        .and_then(|_| resolve_account(store.as_mut(), &id));
+    let account = match prepared {
+        Ok(account) => account,
+        Err(e) => {
+            let requests = engine.client.request_counts();
+            let mut totals = RunTotals::of_requests(&requests);
+            totals.first_error = Some(format!("{e:#}"));
+            record_finish(store.as_mut(), &run, &totals, &requests, Outcome::Failed);
+            return Err(e);
+        }
+    };
+    // A fetch that resumes an interrupted window says where it picks up.
+    for m in store.model_states(&id)? {
+        if let (Some(_), Some(done)) = (&m.cursor, m.cursor_page) {
+            if args.models.is_empty() || args.models.contains(&m.model_id) {
+                let line = format!(
+                    "{id} {}: resuming an interrupted fetch at page {}",
+                    m.model_id,
+                    done + 1
+                );
+                log::info!(account = id.as_str(), model = m.model_id.as_str(); "{line}");
+                if !log::log_enabled!(log::Level::Info) {
+                    progress.say(&line);
+                }
+            }
+        }
+    }
 
     let options = PlanOptions {
         full: args.full,
@@ -70,6 +107,17 @@ pub fn run(config: &Config, args: &FetchArgs) -> Result<ExitCode> {
         },
     );
     progress.finish();
+    let requests = engine.client.request_counts();
+    let mut totals = RunTotals::of_requests(&requests);
+    totals.records_written = activity.records();
+    match &result {
+        Ok(_) => totals.accounts_synced = 1,
+        Err(e) => {
+            totals.accounts_failed = 1;
+            totals.first_error = Some(format!("{id}: {e:#}"));
+        }
+    }
+    record_finish(store.as_mut(), &run, &totals, &requests, totals.outcome());
     let summary = result?;
     for (model, totals) in &summary.fetched {
         progress.say(&format!(

@@ -6,7 +6,9 @@ mod check;
 mod demo;
 mod export;
 mod fetch;
+mod health;
 mod poll;
+mod runs;
 mod schema;
 mod serve;
 mod status;
@@ -20,12 +22,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
+use chrono::Utc;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, UsageError};
 use crate::merge::{ClientOptions, MergeClient, Wait, WaitReason};
-use crate::store::{Account, Store};
-use crate::sync::{Engine, FetchProgress};
+use crate::store::{self, Account, RunRow, Store};
+use crate::sync::{self, Engine, FetchProgress, Outcome, RunTotals};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -45,6 +48,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(&config, &args),
         Command::Schema(args) => schema::run(&config, &args),
         Command::Export(args) => export::run(&config, &args),
+        Command::Runs(args) => runs::run(&config, &args),
+        Command::Health(args) => health::run(&config, &args),
         Command::Demo => demo::run(&config),
     }
 }
@@ -67,15 +72,22 @@ fn engine(config: &Config, rate_limit: u32, progress: Option<Arc<Progress>>) -> 
     ))
 }
 
-/// Where a sync stands, for the one line an interrupt logs: the windows being fetched now.
+/// Where a sync stands, for the one line an interrupt logs: the windows being fetched now,
+/// and the records written so far.
 #[derive(Default)]
 struct Activity {
     /// Account → (model, pages written by this run).
     in_flight: std::sync::Mutex<std::collections::BTreeMap<String, (String, u64)>>,
+    records: std::sync::atomic::AtomicU64,
 }
 
 impl Activity {
+    fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
     fn update(&self, p: &FetchProgress) {
+        self.records.fetch_add(p.page_records, Ordering::Relaxed);
         let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if p.window_done {
             map.remove(p.linked_account_id);
@@ -110,16 +122,33 @@ impl Activity {
     }
 }
 
-/// On SIGINT or SIGTERM: log where `command` stood, run `before_exit` (it marks the run
-/// interrupted), exit 130. Pages already committed stay; the next run resumes from them.
+/// On SIGINT or SIGTERM: log where the run stood, record it as interrupted, exit 130. Pages
+/// already committed stay; the next run resumes from them.
 fn on_interrupt(
-    command: &'static str,
+    config: &Config,
+    run: &RunRow,
+    engine: &Engine,
     activity: Arc<Activity>,
-    before_exit: impl Fn() + Send + 'static,
 ) -> Result<()> {
+    let (db, run, client) = (config.db.clone(), run.clone(), engine.client.clone());
     ctrlc::set_handler(move || {
-        log::warn!("{}", activity.interrupted_line(command));
-        before_exit();
+        log::warn!("{}", activity.interrupted_line(&run.command));
+        let requests = client.request_counts();
+        let mut totals = RunTotals::of_requests(&requests);
+        totals.records_written = activity.records();
+        let recorded = store::open(&db).and_then(|mut s| {
+            sync::finish_run(
+                s.as_mut(),
+                &run,
+                &totals,
+                &requests,
+                Outcome::Interrupted,
+                Utc::now(),
+            )
+        });
+        if let Err(e) = recorded {
+            log::warn!("could not record the interrupted run: {e:#}");
+        }
         std::process::exit(130);
     })
     .map_err(|e| anyhow::anyhow!("installing the signal handler: {e}"))
@@ -191,6 +220,27 @@ fn known_model(model_id: &str, category: Option<&str>) -> Result<(), UsageError>
         ))),
         _ => Ok(()),
     }
+}
+
+/// Records the end of a run; a failure to do so is logged, never the run's own failure.
+fn record_finish(
+    store: &mut dyn store::Store,
+    run: &RunRow,
+    totals: &RunTotals,
+    requests: &crate::merge::RequestCounts,
+    outcome: Outcome,
+) {
+    if let Err(e) = sync::finish_run(store, run, totals, requests, outcome, Utc::now()) {
+        log::warn!("could not record the end of the run: {e:#}");
+    }
+}
+
+/// The terminal's width when stdout is one, so tables fit; `None` (no limit) for pipes.
+fn terminal_width() -> Option<u16> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    comfy_table::Table::new().width()
 }
 
 /// Finds an account by linked account id or origin id, or fails with a usage error.

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::Utc;
 
-use super::engine;
+use super::{engine, record_finish};
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::store::{self, Store};
+use crate::store::{self, Counter, Store};
 use crate::sync::webhooks::{apply_pending, Applied};
-use crate::sync::{self, Engine, PollOptions};
+use crate::sync::{self, Engine, Outcome, PollOptions, Retention, RunTotals};
 use crate::webhook::{self, ServerConfig, WebhookSecrets, WebhookSink};
 
 use crate::webhook::STORE_LOCK_WAIT;
@@ -66,7 +66,10 @@ impl WebhookSink for InboxSink {
                 .0;
         };
         drop(free);
-        let result = store.enqueue_webhook(body, event.as_deref(), Utc::now());
+        let result = store.in_transaction(|tx| {
+            let new = tx.enqueue_webhook(body, event.as_deref(), Utc::now())?;
+            tx.add_counters(&[webhook_counter(if new { "accepted" } else { "duplicate" })])
+        });
         self.stores
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -75,6 +78,15 @@ impl WebhookSink for InboxSink {
         result?;
         self.wake.store(true, Ordering::SeqCst);
         Ok(())
+    }
+}
+
+/// One more webhook received with `outcome`, for `merge_sync_webhooks_received_total`.
+fn webhook_counter(outcome: &str) -> Counter {
+    Counter {
+        name: "webhooks".into(),
+        label: outcome.into(),
+        value: 1,
     }
 }
 
@@ -95,6 +107,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
     };
     super::require_state_file(config)?;
     let engine = engine(config, args.rate_limit, None)?;
+    let retention = config.run_retention;
     let wake = Arc::new(AtomicBool::new(true));
     let sink = InboxSink::open(&config.db, wake.clone())?;
     // Before the address is announced: a supervisor may signal as soon as it sees it.
@@ -123,7 +136,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
     {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            worker(&engine, &stop, &wake);
+            worker(&engine, &stop, &wake, retention);
             let _ = done_tx.send(());
         });
     }
@@ -141,10 +154,10 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
 }
 
 /// Applies stored webhooks and fetches the accounts they made due, until `stop`.
-fn worker(engine: &Engine, stop: &AtomicBool, wake: &AtomicBool) {
+fn worker(engine: &Engine, stop: &AtomicBool, wake: &AtomicBool, retention: Retention) {
     while !stop.load(Ordering::SeqCst) {
         if wake.swap(false, Ordering::SeqCst) {
-            if let Err(e) = work_once(engine) {
+            if let Err(e) = work_once(engine, retention) {
                 log::error!("applying webhooks: {e:#}");
                 // Try again shortly; the webhooks stay in the inbox.
                 std::thread::sleep(Duration::from_secs(1));
@@ -155,7 +168,7 @@ fn worker(engine: &Engine, stop: &AtomicBool, wake: &AtomicBool) {
     }
 }
 
-fn work_once(engine: &Engine) -> Result<()> {
+fn work_once(engine: &Engine, retention: Retention) -> Result<()> {
     let mut store = store::open(&engine.db)?;
     let mut due: Vec<String> = Vec::new();
     for applied in apply_pending(store.as_mut(), (engine.clock)())? {
@@ -168,23 +181,47 @@ fn work_once(engine: &Engine) -> Result<()> {
             }
         }
     }
-    drop(store);
     if due.is_empty() {
         return Ok(());
     }
+    // Each pass is a run of its own in the history, with its own id on its log lines.
+    let run_id = crate::logging::new_run_id();
+    let run = sync::start_run(store.as_mut(), "serve", &run_id, retention, Utc::now())?;
+    let mut engine = engine.clone();
+    engine.run_id = Some(run_id.clone());
+    crate::logging::set_run_id(Some(&run_id));
+    let before = engine.client.request_counts();
+    let records = std::sync::atomic::AtomicU64::new(0);
     // The normal pass, under the normal per-account lock: if cron's poll holds an account,
     // this skips it and the poll picks the news up itself.
-    let report = sync::poll(
-        engine,
+    let result = sync::poll(
+        &engine,
         &PollOptions {
             accounts: due,
             force: false,
             jobs: 2,
         },
-        &|_| {},
-    )?;
+        &|p| {
+            records.fetch_add(p.page_records, Ordering::Relaxed);
+        },
+    );
+    crate::logging::set_run_id(None);
+    let requests = engine.client.request_counts().since(&before);
+    let records = records.load(Ordering::Relaxed);
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            let mut totals = RunTotals::of_requests(&requests);
+            totals.records_written = records;
+            totals.first_error = Some(format!("{e:#}"));
+            record_finish(store.as_mut(), &run, &totals, &requests, Outcome::Failed);
+            return Err(e);
+        }
+    };
+    let totals = RunTotals::of_poll(&report, &requests, records);
+    record_finish(store.as_mut(), &run, &totals, &requests, totals.outcome());
     for (id, e) in report.failures() {
-        log::warn!(account = id; "{id}: {e}");
+        log::warn!(account = id, run_id = run.run_id.as_str(); "{id}: {e}");
     }
     Ok(())
 }

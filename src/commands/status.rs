@@ -18,14 +18,19 @@ pub fn run(config: &Config, args: &StatusArgs) -> Result<ExitCode> {
         None => store.accounts()?,
     };
     let mut accounts = Vec::new();
+    let now = Utc::now();
+    let ctx = views::ViewContext::read(store.as_mut(), now)?;
     for a in &list {
-        accounts.push(views::account_view(store.as_mut(), a)?);
+        accounts.push(views::account_view(store.as_mut(), a, &ctx)?);
     }
     if args.json {
         let rows: Vec<&report::ModelRow> = accounts.iter().flat_map(|(_, rows)| rows).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", report::status_table(&accounts, Utc::now()));
+        print!(
+            "{}",
+            report::status_table(&accounts, now, super::terminal_width())
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

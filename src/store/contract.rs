@@ -100,6 +100,10 @@ pub fn run_all(fixture: &Fixture) {
             "request times",
             request_times_pass_from_one_lock_holder_to_the_next,
         ),
+        ("runs", runs_are_recorded_listed_and_pruned),
+        ("counters", counters_only_grow),
+        ("freshness", checked_success_and_page_columns_are_kept),
+        ("backlog", the_inbox_backlog_counts_unapplied_webhooks),
     ];
     for (name, test) in tests {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(fixture)));
@@ -480,6 +484,215 @@ fn request_times_pass_from_one_lock_holder_to_the_next(f: &Fixture) {
         got,
         vec![at, at + Duration::from_secs(1), at + Duration::from_secs(2)]
     );
+}
+
+fn run(id: &str, command: &str, started: &str) -> RunRow {
+    RunRow {
+        run_id: id.into(),
+        command: command.into(),
+        host: "host-a".into(),
+        pid: 4242,
+        started_at: t(started),
+        ..Default::default()
+    }
+}
+
+fn runs_are_recorded_listed_and_pruned(f: &Fixture) {
+    let mut store = (f.open)();
+    let all = |store: &mut Box<dyn Store>, account: Option<&str>| -> Vec<String> {
+        store
+            .runs(&RunQuery {
+                limit: 100,
+                account: account.map(str::to_owned),
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect()
+    };
+    store
+        .start_run(&run("r1", "poll", "2026-03-01T10:00:00Z"))
+        .unwrap();
+    let mut fetch = run("r2", "fetch", "2026-03-01T11:00:00Z");
+    fetch.accounts = vec!["acc-b".into()];
+    store.start_run(&fetch).unwrap();
+    store.add_run_account("r1", "acc-a").unwrap();
+    store.add_run_account("r1", "acc-a").unwrap();
+    // r2 is killed: never finished.
+    let mut done = run("r1", "poll", "2026-03-01T10:00:00Z");
+    done.finished_at = Some(t("2026-03-01T10:01:00Z"));
+    done.outcome = Some("partial".into());
+    done.accounts_synced = 1;
+    done.accounts_failed = 1;
+    done.records_written = 250;
+    done.requests = 12;
+    done.rate_limited = 2;
+    done.retries = 3;
+    done.first_error = Some("acc-c: boom".into());
+    done.accounts = vec!["acc-c".into()];
+    store.finish_run(&done).unwrap();
+
+    let runs = store
+        .runs(&RunQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].run_id, "r2", "newest first");
+    assert_eq!(runs[0].finished_at, None);
+    assert_eq!(runs[0].outcome, None, "a killed run is not a success");
+    assert_eq!(runs[0].accounts, vec!["acc-b".to_string()]);
+    let r1 = &runs[1];
+    assert_eq!(r1.outcome.as_deref(), Some("partial"));
+    assert_eq!(
+        (r1.accounts_synced, r1.accounts_failed, r1.records_written),
+        (1, 1, 250)
+    );
+    assert_eq!((r1.requests, r1.rate_limited, r1.retries), (12, 2, 3));
+    assert_eq!(r1.first_error.as_deref(), Some("acc-c: boom"));
+    assert_eq!((r1.host.as_str(), r1.pid), ("host-a", 4242));
+    assert_eq!(r1.accounts, vec!["acc-a".to_string(), "acc-c".to_string()]);
+
+    assert_eq!(all(&mut store, Some("acc-a")), ["r1"]);
+    assert_eq!(all(&mut store, Some("acc-b")), ["r2"]);
+    assert!(all(&mut store, Some("acc-z")).is_empty());
+    let ok_polls = store
+        .runs(&RunQuery {
+            limit: 1,
+            command: Some("poll".into()),
+            outcomes: vec!["ok".into(), "partial".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(ok_polls.len(), 1);
+    assert_eq!(ok_polls[0].run_id, "r1");
+    assert!(store
+        .runs(&RunQuery {
+            limit: 5,
+            command: Some("fetch".into()),
+            outcomes: vec!["ok".into()],
+            ..Default::default()
+        })
+        .unwrap()
+        .is_empty());
+
+    for (i, at) in [
+        "2026-03-02T00:00:00Z",
+        "2026-03-03T00:00:00Z",
+        "2026-03-04T00:00:00Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        store.start_run(&run(&format!("n{i}"), "poll", at)).unwrap();
+    }
+    // Older than a cut-off, then beyond the newest two.
+    assert_eq!(store.prune_runs(t("2026-03-01T12:00:00Z"), 100).unwrap(), 2);
+    assert_eq!(all(&mut store, None), ["n2", "n1", "n0"]);
+    assert_eq!(store.prune_runs(t("2026-01-01T00:00:00Z"), 2).unwrap(), 1);
+    assert_eq!(all(&mut store, None), ["n2", "n1"]);
+    assert!(
+        all(&mut store, Some("acc-a")).is_empty(),
+        "accounts go with their run"
+    );
+}
+
+fn counters_only_grow(f: &Fixture) {
+    let mut store = (f.open)();
+    let c = |name: &str, label: &str, value: u64| Counter {
+        name: name.into(),
+        label: label.into(),
+        value,
+    };
+    store
+        .add_counters(&[c("requests", "200", 5), c("records_written", "", 100)])
+        .unwrap();
+    store
+        .add_counters(&[c("requests", "200", 2), c("requests", "429", 1)])
+        .unwrap();
+    assert_eq!(
+        store.counters().unwrap(),
+        vec![
+            c("records_written", "", 100),
+            c("requests", "200", 7),
+            c("requests", "429", 1)
+        ]
+    );
+}
+
+fn checked_success_and_page_columns_are_kept(f: &Fixture) {
+    let mut store = (f.open)();
+    store
+        .upsert_account(&new("fr1", "tok-fr1-1234"), Utc::now())
+        .unwrap();
+    let a = store.account("fr1").unwrap().unwrap();
+    assert_eq!((a.last_checked_at, a.last_success_at), (None, None));
+    store
+        .mark_checked("fr1", t("2026-03-02T08:00:00Z"))
+        .unwrap();
+    store
+        .record_account_success("fr1", None, t("2026-03-02T08:01:00Z"))
+        .unwrap();
+    store
+        .record_account_failure(
+            "fr1",
+            "boom",
+            t("2026-03-02T09:00:00Z"),
+            t("2026-03-02T08:30:00Z"),
+        )
+        .unwrap();
+    let a = store.account("fr1").unwrap().unwrap();
+    assert_eq!(a.last_checked_at, Some(t("2026-03-02T08:00:00Z")));
+    assert_eq!(
+        a.last_success_at,
+        Some(t("2026-03-02T08:01:00Z")),
+        "a failure keeps the last success"
+    );
+
+    store
+        .save_observed("fr1", &[observed("hris.Employee", true)])
+        .unwrap();
+    let hw = t("2026-03-01T09:30:00Z");
+    let page = [row("e1", "2026-03-01T09:00:00Z", "{}")];
+    for (cursor, pages) in [("c2", 1), ("c3", 2)] {
+        store
+            .write_page("fr1", "hris.Employee", &page, &progress(Some(cursor), hw))
+            .unwrap();
+        assert_eq!(
+            store.model_states("fr1").unwrap()[0].cursor_page,
+            Some(pages)
+        );
+    }
+    store.clear_cursor("fr1", "hris.Employee").unwrap();
+    assert_eq!(store.model_states("fr1").unwrap()[0].cursor_page, None);
+    store
+        .write_page("fr1", "hris.Employee", &page, &progress(Some("c2"), hw))
+        .unwrap();
+    store
+        .write_page("fr1", "hris.Employee", &page, &progress(None, hw))
+        .unwrap();
+    assert_eq!(store.model_states("fr1").unwrap()[0].cursor_page, None);
+}
+
+fn the_inbox_backlog_counts_unapplied_webhooks(f: &Fixture) {
+    let mut store = (f.open)();
+    let (n0, _) = store.inbox_backlog().unwrap();
+    let early = t("2020-01-01T00:00:00Z");
+    assert!(store
+        .enqueue_webhook(b"{\"backlog\":1}", None, early)
+        .unwrap());
+    assert!(store
+        .enqueue_webhook(
+            b"{\"backlog\":2}",
+            None,
+            early + chrono::Duration::minutes(5)
+        )
+        .unwrap());
+    let (n, oldest) = store.inbox_backlog().unwrap();
+    assert_eq!(n, n0 + 2);
+    assert_eq!(oldest, Some(early));
 }
 
 #[test]

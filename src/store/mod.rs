@@ -192,6 +192,10 @@ pub struct Account {
     pub last_error: Option<String>,
     pub last_polled_at: Option<DateTime<Utc>>,
     pub hook_error: Option<String>,
+    /// When Merge's sync-status for the account was last read.
+    pub last_checked_at: Option<DateTime<Utc>>,
+    /// When a pass over the account last succeeded.
+    pub last_success_at: Option<DateTime<Utc>>,
 }
 
 impl Account {
@@ -250,6 +254,8 @@ pub struct ModelState {
     pub window_after: Option<DateTime<Utc>>,
     pub window_before: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Pages of the unfinished window written so far (with `cursor`).
+    pub cursor_page: Option<u64>,
 }
 
 /// What one sync-status pass says about a model, after the detection rules ran. Saved as
@@ -264,6 +270,51 @@ pub struct ObservedStatus {
     pub last_sync_start: Option<DateTime<Utc>>,
     pub next_sync_start: Option<DateTime<Utc>>,
     pub last_sync_finished: Option<DateTime<Utc>>,
+}
+
+/// One run of `poll`, `fetch` or a `serve` pass, as the run history keeps it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunRow {
+    pub run_id: String,
+    pub command: String,
+    pub host: String,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+    /// `None` while it runs, and forever for a run that was killed.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `ok`, `partial`, `failed` or `interrupted`; `None` until finished.
+    pub outcome: Option<String>,
+    pub accounts_synced: u64,
+    pub accounts_failed: u64,
+    pub accounts_not_due: u64,
+    pub accounts_busy: u64,
+    pub records_written: u64,
+    pub requests: u64,
+    pub rate_limited: u64,
+    pub retries: u64,
+    pub first_error: Option<String>,
+    /// The accounts the run worked on, by linked account id.
+    pub accounts: Vec<String>,
+}
+
+/// Which runs to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunQuery {
+    pub limit: usize,
+    /// Only runs that worked on this account.
+    pub account: Option<String>,
+    pub command: Option<String>,
+    /// Only finished runs with one of these outcomes (empty: any run).
+    pub outcomes: Vec<String>,
+}
+
+/// A lifetime counter (`merge_sync_requests_total{status="200"}` is name
+/// `requests`, label `200`): only ever added to, never pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub name: String,
+    pub label: String,
+    pub value: u64,
 }
 
 /// A stored webhook waiting to be applied.
@@ -493,6 +544,29 @@ pub trait Store: Send {
         linked_account_id: &str,
         pending_ids: &[i64],
     ) -> Result<usize>;
+    /// Webhooks not applied yet, and when the oldest of them was received.
+    fn inbox_backlog(&mut self) -> Result<(u64, Option<DateTime<Utc>>)>;
+
+    // ---- freshness, run history and counters
+
+    /// Notes that Merge's sync-status for the account was read at `at`.
+    fn mark_checked(&mut self, linked_account_id: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Records a run as started (`finished_at` and `outcome` unset); a run killed before
+    /// [`Store::finish_run`] stays unfinished.
+    fn start_run(&mut self, run: &RunRow) -> Result<()>;
+    /// Notes that the run is working on an account.
+    fn add_run_account(&mut self, run_id: &str, linked_account_id: &str) -> Result<()>;
+    /// Stores how the run ended: `finished_at`, `outcome`, its counts and first error.
+    fn finish_run(&mut self, run: &RunRow) -> Result<()>;
+    /// Runs matching `query`, newest first, each with its accounts.
+    fn runs(&mut self, query: &RunQuery) -> Result<Vec<RunRow>>;
+    /// Deletes runs started before `started_before`, and all but the newest `keep`.
+    /// Returns how many were deleted.
+    fn prune_runs(&mut self, started_before: DateTime<Utc>, keep: usize) -> Result<usize>;
+    /// Adds to lifetime counters (creating them at 0).
+    fn add_counters(&mut self, deltas: &[Counter]) -> Result<()>;
+    /// Every lifetime counter, ordered by name and label.
+    fn counters(&mut self) -> Result<Vec<Counter>>;
 }
 
 impl dyn Store + '_ {

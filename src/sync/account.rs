@@ -22,6 +22,8 @@ pub struct Engine {
     pub rate_limit: u32,
     pub on_initial_sync_complete: Option<String>,
     pub clock: fn() -> DateTime<Utc>,
+    /// The run in the history that passes belong to, if one is recorded.
+    pub run_id: Option<String>,
     /// One limiter per account for the life of the process, so passes that follow each other
     /// (`serve`'s worker, the demo) share the account's budget.
     limiters: Arc<Mutex<HashMap<String, Arc<RateLimiter>>>>,
@@ -40,6 +42,7 @@ impl Engine {
             rate_limit,
             on_initial_sync_complete,
             clock: Utc::now,
+            run_id: None,
             limiters: Arc::default(),
         }
     }
@@ -80,6 +83,14 @@ pub fn run_locked_pass(
     options: &PlanOptions,
     progress: &mut dyn FnMut(&FetchProgress),
 ) -> Result<PassSummary> {
+    if let Some(run_id) = &engine.run_id {
+        if let Err(e) = store.add_run_account(run_id, &account.linked_account_id) {
+            log::warn!(account = account.linked_account_id.as_str();
+                "{}: could not add it to the run history: {e:#}",
+                account.linked_account_id
+            );
+        }
+    }
     let limiter = engine.limiter(&account.linked_account_id);
     limiter.seed(&lock.recent_requests());
     limiter.set_journal(lock.journal().ok());
@@ -193,6 +204,7 @@ fn pass(
         .account(&account.category, &account.account_token, limiter);
     let report = api.sync_status().map_err(anyhow::Error::from)?;
     let now = (engine.clock)();
+    store.mark_checked(id, now)?;
     // Planned on rows read under the account's row lock and saved in the same transaction,
     // so a webhook's readiness or hint saved meanwhile is never overwritten.
     let plan = store.in_transaction(|tx| {

@@ -120,7 +120,7 @@ pub struct PlanOptions {
     pub overlap: Option<Duration>,
 }
 
-fn is_ok_result(s: Option<&str>) -> bool {
+pub(crate) fn is_ok_result(s: Option<&str>) -> bool {
     matches!(s, Some("DONE") | Some("PARTIALLY_SYNCED"))
 }
 
@@ -421,6 +421,8 @@ mod tests {
             last_error: None,
             last_polled_at: None,
             hook_error: None,
+            last_checked_at: None,
+            last_success_at: None,
         }
     }
 

@@ -20,6 +20,8 @@ pub struct FetchProgress<'a> {
     pub model_id: &'a str,
     pub pages: u64,
     pub records: u64,
+    /// Records in the page just written.
+    pub page_records: u64,
     /// This page was its window's last: nothing of the window is left to resume.
     pub window_done: bool,
 }
@@ -145,6 +147,7 @@ fn fetch_window(
                 model_id: &plan.model_id,
                 pages: totals.pages,
                 records: totals.records,
+                page_records: rows.len() as u64,
                 window_done: next.is_none(),
             });
             if next.is_none() {

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod detect;
 pub mod fetch;
+pub mod health;
 pub mod hook;
 pub mod poll;
 pub mod run;
@@ -12,4 +13,4 @@ pub use account::{run_locked_pass, run_pass, Engine, PassSummary};
 pub use detect::PlanOptions;
 pub use fetch::FetchProgress;
 pub use poll::{poll, PollOptions, PollReport};
-pub use run::{Outcome, RunTotals};
+pub use run::{finish_run, run_state, start_run, Outcome, Retention, RunState, RunTotals};

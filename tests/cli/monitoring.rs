@@ -229,4 +229,289 @@ fn sigterm_logs_one_line_saying_what_was_interrupted_and_where_it_resumes() {
         "{line}"
     );
     assert!(line.contains("resumes"), "{line}");
+
+    // The history says interrupted; status says where the next run picks up.
+    assert_eq!(
+        runs_json(&env, &["--limit", "1"])[0]["state"],
+        "interrupted"
+    );
+    let rows = env.status_json();
+    let employee = rows
+        .iter()
+        .find(|r| r["linked_account_id"] == ACME && r["model_id"] == "hris.Employee")
+        .unwrap();
+    assert_eq!(employee["fetch_state"], "interrupted", "{employee}");
+    let page = employee["resume_page"].as_u64().unwrap();
+    assert!(page > 1, "{employee}");
+    let out = env
+        .cmd()
+        .args(["fetch", "--account", ACME, "-v"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{ACME} hris.Employee: resuming an interrupted fetch at page {page}"
+        )),
+        "{stderr}"
+    );
+}
+
+fn runs_json(env: &Env, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = env
+        .cmd()
+        .arg("runs")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn runs_lists_ok_partial_and_killed_runs_newest_first() {
+    let (fake, env) = setup(20);
+    env.cmd().arg("poll").assert().success();
+    fake.with_state(|s| s.revoke_token(GLOBEX)).unwrap();
+    env.cmd().args(["poll", "--force"]).assert().code(1);
+
+    let runs = runs_json(&env, &[]);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let (partial, ok) = (&runs[0], &runs[1]);
+    assert_eq!(ok["state"], "ok");
+    assert_eq!(ok["command"], "poll");
+    assert_eq!(ok["accounts_synced"], 2);
+    assert_eq!(ok["records_written"], 20 + 4 + 12);
+    assert!(ok["requests"].as_u64().unwrap() >= 5);
+    assert!(ok["finished_at"].is_string() && ok["host"].is_string());
+    assert_eq!(partial["state"], "partial");
+    assert_eq!(
+        (
+            partial["accounts_synced"].as_u64(),
+            partial["accounts_failed"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let first_error = partial["first_error"].as_str().unwrap();
+    assert!(
+        first_error.starts_with(GLOBEX) && first_error.contains("token rejected"),
+        "{first_error}"
+    );
+    assert!(!first_error.contains(GLOBEX_TOKEN));
+
+    // A fetch killed with SIGKILL is unfinished, never a success.
+    fake.with_state(|s| s.set_latency(Duration::from_millis(30)));
+    let mut child = env
+        .process()
+        .args(["fetch", "--full", "--account", ACME])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while runs_json(&env, &["--limit", "1"])[0]["command"] != "fetch" {
+        assert!(Instant::now() < deadline, "the fetch never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(runs_json(&env, &["--limit", "1"])[0]["state"], "running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = &runs_json(&env, &["--limit", "1"])[0];
+    assert_eq!(killed["state"], "unfinished", "{killed}");
+    assert!(killed["finished_at"].is_null());
+
+    // Filtered by account (by origin id or linked account id), and as a table.
+    let acme_runs = runs_json(&env, &["--account", ACME]);
+    assert_eq!(acme_runs.len(), 3);
+    let globex_runs = runs_json(&env, &["--account", GLOBEX]);
+    assert_eq!(globex_runs.len(), 2);
+    let table = env.cmd().arg("runs").output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("unfinished") && table.contains("partial"),
+        "{table}"
+    );
+    env.cmd()
+        .args(["runs", "--account", "nobody"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn run_history_is_pruned_to_its_configured_size() {
+    let (_fake, env) = setup(5);
+    for _ in 0..4 {
+        env.cmd()
+            .env("MERGE_SYNC_RUN_HISTORY_MAX", "2")
+            .args(["poll", "--force"])
+            .assert()
+            .success();
+    }
+    assert_eq!(runs_json(&env, &["--limit", "100"]).len(), 2);
+    env.cmd()
+        .env("MERGE_SYNC_RUN_HISTORY_DAYS", "zero")
+        .arg("poll")
+        .assert()
+        .code(2);
+}
+
+fn health(env: &Env, args: &[&str]) -> (Option<i32>, String) {
+    let out = env.cmd().arg("health").args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn health_exit_codes_for_healthy_stale_failing_and_disabled_accounts() {
+    let (fake, env) = setup(20);
+    // No poll yet: not healthy.
+    let (code, out) = health(&env, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no successful `merge-sync poll`"), "{out}");
+
+    env.cmd().arg("poll").assert().success();
+    let (code, out) = health(&env, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("healthy: 2 active accounts"), "{out}");
+
+    // Merge finishes a newer sync of ACME's employees that we fail to fetch: a lag.
+    fake.with_state(|s| {
+        let now = s.now();
+        let st = s.sync_status_mut(ACME, "hris.Employee").unwrap();
+        st.last_sync_start = Some(now - chrono::Duration::minutes(5));
+        st.last_sync_finished = Some(now);
+        s.inject_fault(merge_sync::fake::Fault::status("/employees", 500));
+    });
+    env.cmd().args(["poll", "--force"]).assert().code(1);
+    // Within the default allowance (daily cadence), not past a 30-minute one.
+    assert_eq!(health(&env, &[]).0, Some(0));
+    let (code, out) = health(&env, &["--max-lag", "30m"]);
+    assert_eq!(code, Some(1), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one line per problem: {out}");
+    assert!(
+        lines[0].starts_with(&format!("{ACME} hris.Employee: the mirror is 1h")),
+        "{out}"
+    );
+    let (_, json) = health(&env, &["--max-lag", "30m", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["healthy"], false);
+    assert_eq!(v["problems"][0]["kind"], "lag");
+    assert_eq!(v["problems"][0]["model_id"], "hris.Employee");
+
+    // A rejected token is a problem at once.
+    fake.with_state(|s| {
+        s.clear_faults();
+        s.revoke_token(GLOBEX)
+    })
+    .unwrap();
+    env.cmd().args(["poll", "--force"]).assert().code(1);
+    let (code, out) = health(&env, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(GLOBEX) && out.contains("relink"), "{out}");
+    assert!(!out.contains(GLOBEX_TOKEN));
+
+    // A disabled account is never a problem.
+    env.cmd()
+        .args(["accounts", "disable", GLOBEX])
+        .assert()
+        .success();
+    let (code, out) = health(&env, &[]);
+    assert_eq!(code, Some(0), "{out}");
+
+    // Usage errors exit 2.
+    assert_eq!(health(&env, &["--max-lag", "soon"]).0, Some(2));
+    let empty = Env::new("http://127.0.0.1:9/api");
+    assert_eq!(health(&empty, &[]).0, Some(2));
+}
+
+#[test]
+fn poll_writes_a_metrics_file_a_prometheus_parser_reads_and_replaces_it_whole() {
+    let (fake, env) = setup(20);
+    let dir = env.dir.path().join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("merge_sync.prom");
+    let path_arg = path.to_str().unwrap();
+    env.cmd()
+        .args(["poll", "--metrics-file", path_arg])
+        .assert()
+        .success();
+    let parse = || {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        (text, scrape)
+    };
+    let (text, scrape) = parse();
+    for name in [
+        "merge_sync_last_success_timestamp_seconds",
+        "merge_sync_lag_seconds",
+        "merge_sync_records",
+        "merge_sync_account_consecutive_failures",
+        "merge_sync_requests_total",
+        "merge_sync_records_written_total",
+        "merge_sync_run_duration_seconds",
+    ] {
+        assert!(scrape.docs.contains_key(name), "no {name}:\n{text}");
+    }
+    let value = |scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]| {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no {metric} {labels:?} in\n{text}"));
+        match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+            ref other => panic!("{metric} is {other:?}"),
+        }
+    };
+    let acme = [("linked_account_id", ACME), ("model", "hris.Employee")];
+    assert_eq!(value(&scrape, "merge_sync_records", &acme), 20.0);
+    assert_eq!(value(&scrape, "merge_sync_lag_seconds", &acme), 0.0);
+    assert!(value(&scrape, "merge_sync_last_success_timestamp_seconds", &acme) > 1.0e9);
+    assert_eq!(
+        value(&scrape, "merge_sync_records_written_total", &[]),
+        36.0
+    );
+    let ok_requests = value(&scrape, "merge_sync_requests_total", &[("status", "200")]);
+    assert!(ok_requests >= 5.0);
+
+    // The next run replaces the file: counters carry on, failures show.
+    fake.with_state(|s| s.revoke_token(GLOBEX)).unwrap();
+    env.cmd()
+        .args(["poll", "--force", "--metrics-file", path_arg])
+        .assert()
+        .code(1);
+    let (_, scrape) = parse();
+    assert_eq!(
+        value(
+            &scrape,
+            "merge_sync_account_consecutive_failures",
+            &[("linked_account_id", GLOBEX)]
+        ),
+        1.0
+    );
+    assert!(value(&scrape, "merge_sync_requests_total", &[("status", "401")]) >= 1.0);
+    assert!(value(&scrape, "merge_sync_requests_total", &[("status", "200")]) > ok_requests);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["merge_sync.prom"],
+        "no temporary file is left behind"
+    );
+
+    // A path in a directory that does not exist is refused before anything runs.
+    env.cmd()
+        .args(["poll", "--metrics-file", "/nonexistent-dir/m.prom"])
+        .assert()
+        .code(2);
 }

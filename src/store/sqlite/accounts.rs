@@ -11,7 +11,7 @@ use crate::time;
 const COLUMNS: &str = "linked_account_id, end_user_origin_id, category, integration_slug, \
     account_token, status, models, initial_sync_complete, initial_sync_started_at, \
     initial_sync_completed_at, next_poll_at, consecutive_failures, last_error, last_polled_at, \
-    hook_error";
+    hook_error, last_checked_at, last_success_at";
 
 fn ts(v: Option<String>) -> Option<DateTime<Utc>> {
     v.as_deref().and_then(time::parse)
@@ -36,6 +36,8 @@ fn from_row(r: &Row) -> rusqlite::Result<Account> {
         last_error: r.get(12)?,
         last_polled_at: ts(r.get(13)?),
         hook_error: r.get(14)?,
+        last_checked_at: ts(r.get(15)?),
+        last_success_at: ts(r.get(16)?),
     })
 }
 
@@ -169,7 +171,7 @@ pub fn record_success(
 ) -> Result<()> {
     c.execute(
         "UPDATE linked_accounts SET consecutive_failures = 0, last_error = NULL,
-            next_poll_at = ?2, last_polled_at = ?3, updated_at = ?3
+            next_poll_at = ?2, last_polled_at = ?3, last_success_at = ?3, updated_at = ?3
          WHERE linked_account_id = ?1",
         params![
             linked_account_id,
@@ -249,6 +251,14 @@ pub fn set_hook_error(c: &Connection, linked_account_id: &str, error: Option<&st
         "UPDATE linked_accounts SET hook_error = ?2, initial_sync_hook_pending = 0
          WHERE linked_account_id = ?1",
         params![linked_account_id, error],
+    )?;
+    Ok(())
+}
+
+pub fn mark_checked(c: &Connection, linked_account_id: &str, at: DateTime<Utc>) -> Result<()> {
+    c.execute(
+        "UPDATE linked_accounts SET last_checked_at = ?2 WHERE linked_account_id = ?1",
+        params![linked_account_id, time::format(at)],
     )?;
     Ok(())
 }

@@ -105,3 +105,14 @@ pub fn delete_account(
     }
     Ok(n)
 }
+
+pub fn backlog(c: &Connection) -> Result<(u64, Option<DateTime<Utc>>)> {
+    let (n, oldest): (i64, Option<String>) = c
+        .query_row(
+            "SELECT COUNT(*), MIN(received_at) FROM webhook_inbox WHERE applied_at IS NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .context("reading the webhook inbox")?;
+    Ok((n.max(0) as u64, oldest.as_deref().and_then(time::parse)))
+}

@@ -13,6 +13,7 @@ mod inbox;
 mod lock;
 mod model_state;
 mod records;
+mod runs;
 mod schema;
 mod views;
 
@@ -24,8 +25,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{
-    Account, AccountLock, AccountStatus, Cell, ExportFilter, InboxItem, ModelState, NewAccount,
-    ObservedStatus, PageProgress, RecordRow, Store, StoreError, UpsertOutcome,
+    Account, AccountLock, AccountStatus, Cell, Counter, ExportFilter, InboxItem, ModelState,
+    NewAccount, ObservedStatus, PageProgress, RecordRow, RunQuery, RunRow, Store, StoreError,
+    UpsertOutcome,
 };
 
 pub use lock::lock_file;
@@ -532,6 +534,42 @@ impl Store for SqliteStore {
         pending_ids: &[i64],
     ) -> Result<usize> {
         self.write(|c| inbox::delete_account(c, linked_account_id, pending_ids))
+    }
+
+    fn inbox_backlog(&mut self) -> Result<(u64, Option<DateTime<Utc>>)> {
+        inbox::backlog(&self.conn)
+    }
+
+    fn mark_checked(&mut self, linked_account_id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.write(|c| accounts::mark_checked(c, linked_account_id, at))
+    }
+
+    fn start_run(&mut self, run: &RunRow) -> Result<()> {
+        self.write(|c| runs::start(c, run))
+    }
+
+    fn add_run_account(&mut self, run_id: &str, linked_account_id: &str) -> Result<()> {
+        self.write(|c| runs::add_account(c, run_id, linked_account_id))
+    }
+
+    fn finish_run(&mut self, run: &RunRow) -> Result<()> {
+        self.write(|c| runs::finish(c, run))
+    }
+
+    fn runs(&mut self, query: &RunQuery) -> Result<Vec<RunRow>> {
+        runs::list(&self.conn, query)
+    }
+
+    fn prune_runs(&mut self, started_before: DateTime<Utc>, keep: usize) -> Result<usize> {
+        self.write(|c| runs::prune(c, started_before, keep))
+    }
+
+    fn add_counters(&mut self, deltas: &[Counter]) -> Result<()> {
+        self.write(|c| runs::add_counters(c, deltas))
+    }
+
+    fn counters(&mut self) -> Result<Vec<Counter>> {
+        runs::counters(&self.conn)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::time;
 const COLUMNS: &str = "model_id, status, last_sync_result, is_initial_sync, ready, \
     merge_last_sync_start, merge_next_sync_start, merge_last_sync_finished, \
     reported_last_sync_finished, hinted_last_sync_finished, last_synced_at, last_fetched_at, \
-    cursor, window_after, window_before, last_error";
+    cursor, window_after, window_before, last_error, cursor_page";
 
 fn ts(v: Option<String>) -> Option<DateTime<Utc>> {
     v.as_deref().and_then(time::parse)
@@ -38,6 +38,7 @@ fn from_row(r: &Row) -> rusqlite::Result<ModelState> {
         window_after: ts(r.get(13)?),
         window_before: ts(r.get(14)?),
         last_error: r.get(15)?,
+        cursor_page: r.get::<_, Option<i64>>(16)?.map(|p| p.max(0) as u64),
     })
 }
 
@@ -121,7 +122,8 @@ pub fn set_error(
 
 pub fn clear_cursor(c: &Connection, linked_account_id: &str, model_id: &str) -> Result<()> {
     c.execute(
-        "UPDATE model_sync_state SET cursor = NULL, window_after = NULL, window_before = NULL
+        "UPDATE model_sync_state SET cursor = NULL, window_after = NULL, window_before = NULL,
+            cursor_page = NULL
          WHERE linked_account_id = ?1 AND model_id = ?2",
         params![linked_account_id, model_id],
     )?;

@@ -74,7 +74,8 @@ pub fn write_page(
     }
     match progress.next_cursor {
         Some(cursor) => c.execute(
-            "UPDATE model_sync_state SET cursor = ?3, window_after = ?4, window_before = ?5
+            "UPDATE model_sync_state SET cursor = ?3, window_after = ?4, window_before = ?5,
+                cursor_page = COALESCE(cursor_page, 0) + 1
              WHERE linked_account_id = ?1 AND model_id = ?2",
             params![
                 linked_account_id,
@@ -86,7 +87,8 @@ pub fn write_page(
         )?,
         None => c.execute(
             "UPDATE model_sync_state SET cursor = NULL, window_after = NULL,
-                window_before = NULL, last_error = NULL, merge_last_sync_finished = ?3,
+                window_before = NULL, cursor_page = NULL, last_error = NULL,
+                merge_last_sync_finished = ?3,
                 last_synced_at = ?4, last_fetched_at = ?5
              WHERE linked_account_id = ?1 AND model_id = ?2",
             params![
@@ -147,7 +149,7 @@ pub fn tables(c: &Connection) -> Result<Vec<String>> {
     let mut stmt = c.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN
            ('linked_accounts', 'model_sync_state', 'webhook_inbox', 'sqlite_sequence',
-            'view_catalogue')",
+            'view_catalogue', 'runs', 'run_accounts', 'counters')",
     )?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)

@@ -75,6 +75,45 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE webhook_inbox ADD COLUMN linked_account_id TEXT;
     CREATE INDEX webhook_inbox_account ON webhook_inbox (linked_account_id);
     "#,
+    // 4: run history, lifetime counters, freshness columns.
+    r#"
+    ALTER TABLE linked_accounts ADD COLUMN last_checked_at TEXT; -- Merge's sync-status last read
+    ALTER TABLE linked_accounts ADD COLUMN last_success_at TEXT; -- last pass that succeeded
+    ALTER TABLE model_sync_state ADD COLUMN cursor_page INTEGER;  -- pages of the unfinished window written
+
+    CREATE TABLE runs (
+        run_id           TEXT PRIMARY KEY,
+        command          TEXT NOT NULL,
+        host             TEXT NOT NULL,
+        pid              INTEGER NOT NULL,
+        started_at       TEXT NOT NULL,
+        finished_at      TEXT,            -- NULL: still running, or killed
+        outcome          TEXT,            -- ok, partial, failed, interrupted; NULL until finished
+        accounts_synced  INTEGER NOT NULL DEFAULT 0,
+        accounts_failed  INTEGER NOT NULL DEFAULT 0,
+        accounts_not_due INTEGER NOT NULL DEFAULT 0,
+        accounts_busy    INTEGER NOT NULL DEFAULT 0,
+        records_written  INTEGER NOT NULL DEFAULT 0,
+        requests         INTEGER NOT NULL DEFAULT 0,
+        rate_limited     INTEGER NOT NULL DEFAULT 0,
+        retries          INTEGER NOT NULL DEFAULT 0,
+        first_error      TEXT
+    );
+    CREATE INDEX runs_started ON runs (started_at);
+    CREATE TABLE run_accounts (
+        run_id            TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        linked_account_id TEXT NOT NULL,
+        PRIMARY KEY (run_id, linked_account_id)
+    );
+    CREATE INDEX run_accounts_account ON run_accounts (linked_account_id);
+
+    CREATE TABLE counters (
+        name  TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        value INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (name, label)
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.
