@@ -73,6 +73,22 @@ pub fn fatal(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
+/// Writes a line shown at the default level and above (not at `-q`), at info in the chosen
+/// format: what a long-running command tells its operator at start, such as its address.
+pub fn notice(msg: &str) {
+    if log::max_level() < log::LevelFilter::Warn {
+        return;
+    }
+    let line = render(
+        format(),
+        Utc::now(),
+        log::Level::Info,
+        msg,
+        &Context::default(),
+    );
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// The context fields a line may carry.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct Context {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::Utc;
 
-use super::{engine, record_finish};
+use super::{engine, record_finish, views};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::store::{self, Counter, Store};
@@ -28,10 +28,19 @@ struct InboxSink {
     stores: Mutex<Vec<Box<dyn Store>>>,
     returned: Condvar,
     wake: Arc<AtomicBool>,
+    /// Webhooks refused since start, by outcome (kept in memory: a flood of forged requests
+    /// must not turn into writes to the state file).
+    rejected: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// How long the worker's last pass took.
+    last_pass: Arc<Mutex<Option<Duration>>>,
 }
 
 impl InboxSink {
-    fn open(db: &store::Location, wake: Arc<AtomicBool>) -> Result<InboxSink> {
+    fn open(
+        db: &store::Location,
+        wake: Arc<AtomicBool>,
+        last_pass: Arc<Mutex<Option<Duration>>>,
+    ) -> Result<InboxSink> {
         let mut stores = Vec::with_capacity(STORE_CONNECTIONS);
         for _ in 0..STORE_CONNECTIONS {
             let mut s = store::open(db)?;
@@ -42,13 +51,13 @@ impl InboxSink {
             stores: Mutex::new(stores),
             returned: Condvar::new(),
             wake,
+            rejected: Mutex::default(),
+            last_pass,
         })
     }
-}
 
-impl WebhookSink for InboxSink {
-    fn store(&self, body: &[u8]) -> Result<()> {
-        let event = webhook::parse(body).ok().map(|w| w.event);
+    /// Runs `f` on a pooled connection, waiting at most [`STORE_LOCK_WAIT`] for one.
+    fn with_store<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
         let deadline = Instant::now() + STORE_LOCK_WAIT;
         let mut free = self.stores.lock().unwrap_or_else(|e| e.into_inner());
         let mut store = loop {
@@ -66,18 +75,52 @@ impl WebhookSink for InboxSink {
                 .0;
         };
         drop(free);
-        let result = store.in_transaction(|tx| {
-            let new = tx.enqueue_webhook(body, event.as_deref(), Utc::now())?;
-            tx.add_counters(&[webhook_counter(if new { "accepted" } else { "duplicate" })])
-        });
+        let result = f(store.as_mut());
         self.stores
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(store);
         self.returned.notify_one();
-        result?;
+        result
+    }
+}
+
+impl WebhookSink for InboxSink {
+    fn store(&self, body: &[u8]) -> Result<()> {
+        let event = webhook::parse(body).ok().map(|w| w.event);
+        self.with_store(|store| {
+            store.in_transaction(|tx| {
+                let new = tx.enqueue_webhook(body, event.as_deref(), Utc::now())?;
+                tx.add_counters(&[webhook_counter(if new { "accepted" } else { "duplicate" })])
+            })
+        })?;
         self.wake.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    fn rejected(&self, outcome: &'static str) {
+        *self
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(outcome)
+            .or_default() += 1;
+    }
+
+    fn metrics(&self) -> Option<Result<String>> {
+        let last_pass = *self.last_pass.lock().unwrap_or_else(|e| e.into_inner());
+        let rejected = self
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Some(self.with_store(|store| {
+            let mut snapshot = views::metrics_snapshot(store, last_pass, Utc::now())?;
+            for (outcome, n) in rejected {
+                *snapshot.webhooks.entry(outcome.to_string()).or_default() += n;
+            }
+            crate::metrics::encode(&snapshot)
+        }))
     }
 }
 
@@ -109,7 +152,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
     let engine = engine(config, args.rate_limit, None)?;
     let retention = config.run_retention;
     let wake = Arc::new(AtomicBool::new(true));
-    let sink = InboxSink::open(&config.db, wake.clone())?;
+    let last_pass = Arc::new(Mutex::new(None));
+    let sink = InboxSink::open(&config.db, wake.clone(), last_pass.clone())?;
     // Before the address is announced: a supervisor may signal as soon as it sees it.
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -127,16 +171,16 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
         Arc::new(sink),
     )
     .with_context(|| format!("listening on {}", args.listen))?;
-    eprintln!(
+    crate::logging::notice(&format!(
         "merge-sync serve: listening on http://{}",
         server.local_addr()
-    );
+    ));
 
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            worker(&engine, &stop, &wake, retention);
+            worker(&engine, &stop, &wake, retention, &last_pass);
             let _ = done_tx.send(());
         });
     }
@@ -154,10 +198,16 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
 }
 
 /// Applies stored webhooks and fetches the accounts they made due, until `stop`.
-fn worker(engine: &Engine, stop: &AtomicBool, wake: &AtomicBool, retention: Retention) {
+fn worker(
+    engine: &Engine,
+    stop: &AtomicBool,
+    wake: &AtomicBool,
+    retention: Retention,
+    last_pass: &Mutex<Option<Duration>>,
+) {
     while !stop.load(Ordering::SeqCst) {
         if wake.swap(false, Ordering::SeqCst) {
-            if let Err(e) = work_once(engine, retention) {
+            if let Err(e) = work_once(engine, retention, last_pass) {
                 log::error!("applying webhooks: {e:#}");
                 // Try again shortly; the webhooks stay in the inbox.
                 std::thread::sleep(Duration::from_secs(1));
@@ -168,7 +218,11 @@ fn worker(engine: &Engine, stop: &AtomicBool, wake: &AtomicBool, retention: Rete
     }
 }
 
-fn work_once(engine: &Engine, retention: Retention) -> Result<()> {
+fn work_once(
+    engine: &Engine,
+    retention: Retention,
+    last_pass: &Mutex<Option<Duration>>,
+) -> Result<()> {
     let mut store = store::open(&engine.db)?;
     let mut due: Vec<String> = Vec::new();
     for applied in apply_pending(store.as_mut(), (engine.clock)())? {
@@ -186,6 +240,7 @@ fn work_once(engine: &Engine, retention: Retention) -> Result<()> {
     }
     // Each pass is a run of its own in the history, with its own id on its log lines.
     let run_id = crate::logging::new_run_id();
+    let started = Instant::now();
     let run = sync::start_run(store.as_mut(), "serve", &run_id, retention, Utc::now())?;
     let mut engine = engine.clone();
     engine.run_id = Some(run_id.clone());
@@ -206,6 +261,7 @@ fn work_once(engine: &Engine, retention: Retention) -> Result<()> {
         },
     );
     crate::logging::set_run_id(None);
+    *last_pass.lock().unwrap_or_else(|e| e.into_inner()) = Some(started.elapsed());
     let requests = engine.client.request_counts().since(&before);
     let records = records.load(Ordering::Relaxed);
     let report = match result {

@@ -41,8 +41,10 @@ pub const WEBHOOK_PATHS: [&str; 3] = [
     "/webhooks/merge/sync-completed",
     "/webhooks/merge/model-synced",
 ];
-/// The liveness probe path.
+/// The health probe path: `200` when the receiver can do its job, `503` with the reason.
 pub const HEALTH_PATH: &str = "/healthz";
+/// The Prometheus metrics path.
+pub const METRICS_PATH: &str = "/metrics";
 /// Default body limit: Merge's deliveries are a few kilobytes.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Default time a client has to send its whole request (well under Merge's 30 s timeout).
@@ -76,6 +78,15 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// a blocking thread) but should give up well within Merge's 30 s timeout.
 pub trait WebhookSink: Send + Sync + 'static {
     fn store(&self, body: &[u8]) -> anyhow::Result<()>;
+
+    /// A webhook was refused (`invalid_signature`, `too_large`, `unconfigured`,
+    /// `store_failed`), for the metrics. Must not block.
+    fn rejected(&self, _outcome: &'static str) {}
+
+    /// The Prometheus text for `GET /metrics` (it may block); `None` when there is none.
+    fn metrics(&self) -> Option<anyhow::Result<String>> {
+        None
+    }
 }
 
 /// How to run the receiver. `Debug` never shows the secrets.
@@ -346,6 +357,7 @@ async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, shared: Arc
 pub enum Route {
     Webhook,
     Health,
+    Metrics,
     /// A known path with the wrong method; the method it takes.
     WrongMethod(&'static str),
     NotFound,
@@ -361,6 +373,8 @@ pub fn route(method: &Method, path: &str) -> Route {
         (Route::Webhook, Method::POST)
     } else if path == HEALTH_PATH {
         (Route::Health, Method::GET)
+    } else if path == METRICS_PATH {
+        (Route::Metrics, Method::GET)
     } else {
         return Route::NotFound;
     };
@@ -383,7 +397,19 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     match route(req.method(), req.uri().path()) {
         Route::Webhook => webhook(req, peer, shared, deadline).await,
-        Route::Health => reply(StatusCode::OK, json!({"ok": true})),
+        Route::Health => match &shared.secrets {
+            Some(_) => reply(StatusCode::OK, json!({"ok": true})),
+            // Every webhook would be refused: a load balancer or monitor should know.
+            None => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({
+                    "ok": false,
+                    "reason": "MERGE_WEBHOOK_SECRET is not set: webhooks cannot be verified and \
+                               are answered 500"
+                }),
+            ),
+        },
+        Route::Metrics => metrics(shared).await,
         Route::WrongMethod(allow) => {
             let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
             r.headers_mut()
@@ -413,6 +439,7 @@ async fn webhook(
         if parts.headers.get(EXPECT).is_none() {
             drain(body, shared.max_body.saturating_add(DEFAULT_MAX_BODY)).await;
         }
+        shared.sink.rejected("too_large");
         return too_large();
     }
     // The body is polled here for the first time: hyper sends `100 Continue` if asked.
@@ -420,7 +447,10 @@ async fn webhook(
         tokio::time::timeout_at(deadline, Limited::new(body, shared.max_body).collect()).await;
     let body: Bytes = match collected {
         Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            shared.sink.rejected("too_large");
+            return too_large();
+        }
         Ok(Err(e)) => {
             log::debug!("reading a webhook from {peer} failed: {e}");
             return error(StatusCode::BAD_REQUEST, "Bad request");
@@ -429,6 +459,7 @@ async fn webhook(
     };
 
     let Some(secrets) = &shared.secrets else {
+        shared.sink.rejected("unconfigured");
         shared.unconfigured.hit(Instant::now(), |n| {
             log::error!(
                 "webhook from {peer} refused: no webhook secret configured (set \
@@ -460,6 +491,7 @@ async fn webhook(
                 and_more(n)
             )
         });
+        shared.sink.rejected("invalid_signature");
         let (status, json) = verdict_response(verdict);
         return reply(status_code(status), json);
     }
@@ -478,6 +510,7 @@ async fn webhook(
             reply(status_code(status), json)
         }
         Ok(Err(e)) => {
+            shared.sink.rejected("store_failed");
             log::error!("storing a webhook from {peer} failed: {e:#}");
             error(StatusCode::INTERNAL_SERVER_ERROR, "Storage error")
         }
@@ -486,6 +519,26 @@ async fn webhook(
             log::error!("storing a webhook from {peer} panicked");
             error(StatusCode::INTERNAL_SERVER_ERROR, "Storage error")
         }
+    }
+}
+
+async fn metrics(shared: &Shared) -> Response<Full<Bytes>> {
+    let sink = shared.sink.clone();
+    match tokio::task::spawn_blocking(move || sink.metrics()).await {
+        Ok(Some(Ok(text))) => {
+            let mut r = Response::new(Full::new(Bytes::from(text)));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            r
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "Not found"),
+        Ok(Some(Err(e))) => {
+            log::error!("reading metrics failed: {e:#}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "Metrics unavailable")
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "Metrics unavailable"),
     }
 }
 
@@ -531,6 +584,11 @@ mod tests {
             assert_eq!(route(&Method::GET, p), Route::WrongMethod("POST"));
         }
         assert_eq!(route(&Method::GET, HEALTH_PATH), Route::Health);
+        assert_eq!(route(&Method::GET, METRICS_PATH), Route::Metrics);
+        assert_eq!(
+            route(&Method::POST, METRICS_PATH),
+            Route::WrongMethod("GET")
+        );
         assert_eq!(route(&Method::POST, HEALTH_PATH), Route::WrongMethod("GET"));
         assert_eq!(route(&Method::POST, "/"), Route::NotFound);
         assert_eq!(route(&Method::POST, "/api/webhooks"), Route::NotFound);

@@ -305,8 +305,9 @@ fn runs_lists_ok_partial_and_killed_runs_newest_first() {
     );
     assert!(!first_error.contains(GLOBEX_TOKEN));
 
-    // A fetch killed with SIGKILL is unfinished, never a success.
-    fake.with_state(|s| s.set_latency(Duration::from_millis(30)));
+    // A fetch killed with SIGKILL is unfinished, never a success. Merge answers slowly, so
+    // the fetch is still running while we look.
+    fake.with_state(|s| s.set_latency(Duration::from_secs(3)));
     let mut child = env
         .process()
         .args(["fetch", "--full", "--account", ACME])

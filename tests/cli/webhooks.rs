@@ -333,6 +333,23 @@ fn serve(env: &Env) -> Serve {
     Serve { child, addr }
 }
 
+/// `GET path`: the status and body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    )
+}
+
 fn post(addr: &str, path: &str, body: &[u8], signature: Option<&str>) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -395,6 +412,51 @@ fn serve_receives_verifies_stores_and_fetches() {
     assert_eq!(
         post(&server.addr, "/api/webhooks/merge", &big, Some("x")).0,
         413
+    );
+
+    // GET /metrics: the Prometheus text, read by a real parser.
+    let (status, text) = get(&server.addr, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let sample = |metric: &str, label: (&str, &str)| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get(label.0) == Some(label.1))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("no {metric} {label:?} in\n{text}"))
+    };
+    assert_eq!(
+        sample(
+            "merge_sync_webhooks_received_total",
+            ("outcome", "accepted")
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            "merge_sync_webhooks_received_total",
+            ("outcome", "invalid_signature")
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            "merge_sync_webhooks_received_total",
+            ("outcome", "too_large")
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample("merge_sync_records", ("linked_account_id", ACME)),
+        want as f64
+    );
+    assert!(
+        scrape.docs.contains_key("merge_sync_run_duration_seconds"),
+        "{text}"
     );
 }
 
@@ -491,6 +553,18 @@ fn serve_without_a_secret_answers_500_so_merge_retries() {
     assert_eq!(
         (status, reply.as_str()),
         (500, r#"{"error":"Server configuration error"}"#)
+    );
+    // The health probe says it cannot do its job, and why.
+    let (status, reply) = get(&server.addr, "/healthz");
+    assert_eq!(status, 503, "{reply}");
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["ok"], false);
+    assert!(
+        reply["reason"]
+            .as_str()
+            .unwrap()
+            .contains("MERGE_WEBHOOK_SECRET"),
+        "{reply}"
     );
 }
 
