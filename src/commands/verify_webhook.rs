@@ -83,7 +83,14 @@ pub fn run(config: &Config, args: &VerifyWebhookArgs) -> Result<ExitCode> {
             .and_then(|mut s| {
                 // Under CGI the web server, and Merge behind it, will not wait 30 s.
                 s.set_lock_wait(webhook::STORE_LOCK_WAIT)?;
-                s.enqueue_webhook(&body, event.as_deref(), Utc::now())
+                s.in_transaction(|tx| {
+                    let new = tx.enqueue_webhook(&body, event.as_deref(), Utc::now())?;
+                    tx.add_counters(&[crate::store::Counter {
+                        name: "webhooks".into(),
+                        label: if new { "accepted" } else { "duplicate" }.into(),
+                        value: 1,
+                    }])
+                })
             });
         if let Err(e) = stored {
             answer(500, json!({"error": "Storage error"}));

@@ -154,6 +154,13 @@ fn an_enqueued_webhook_makes_its_model_due_and_duplicates_cost_nothing() {
         1,
         "exact duplicates are stored once"
     );
+    // ... and counted for merge_sync_webhooks_received_total.
+    let counted = |label: &str| {
+        env.count(&format!(
+            "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'webhooks' AND label = '{label}'"
+        ))
+    };
+    assert_eq!((counted("accepted"), counted("duplicate")), (1, 1));
 
     fake.clear_requests();
     env.cmd().arg("poll").assert().success();
