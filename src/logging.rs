@@ -63,14 +63,44 @@ pub fn set_run_id(run_id: Option<&str>) {
 
 /// Writes the error that ends the process, whatever the level filter says.
 pub fn fatal(msg: &str) {
-    let line = render(
-        format(),
-        Utc::now(),
-        log::Level::Error,
-        msg,
-        &Context::default(),
-    );
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    fatal_in(format(), msg);
+}
+
+/// Like [`fatal`], before [`init`] ran (a command line that did not parse). In text, each
+/// line of a multi-line message gets its timestamp; in JSON it is one object.
+pub fn fatal_in(format: LogFormat, msg: &str) {
+    let now = Utc::now();
+    let ctx = Context::default();
+    let mut out = String::new();
+    match format {
+        LogFormat::Json => out.push_str(&render(format, now, log::Level::Error, msg, &ctx)),
+        LogFormat::Text => {
+            for line in msg.lines() {
+                out.push_str(&render(format, now, log::Level::Error, line, &ctx));
+                out.push('\n');
+            }
+            out.pop();
+        }
+    }
+    let _ = writeln!(std::io::stderr().lock(), "{out}");
+}
+
+/// The log format a command line asks for when clap could not parse it: the last
+/// `--log-format X` / `--log-format=X`, else `env`, else text.
+pub fn format_from_args(args: &[String], env: Option<&str>) -> LogFormat {
+    let mut chosen = env.map(str::to_owned);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--log-format" {
+            chosen = it.next().cloned();
+        } else if let Some(v) = a.strip_prefix("--log-format=") {
+            chosen = Some(v.to_string());
+        }
+    }
+    match chosen.as_deref().map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+        _ => LogFormat::Text,
+    }
 }
 
 /// Writes a line shown at the default level and above (not at `-q`), at info in the chosen
@@ -208,6 +238,27 @@ mod tests {
         assert_eq!(v["account"], "la1");
         assert_eq!(v["model"], "hris.Employee");
         assert_eq!(v["run_id"], "00ff");
+    }
+
+    #[test]
+    fn the_format_of_an_unparsed_command_line_is_still_found() {
+        let args = |s: &str| -> Vec<String> { s.split(' ').map(str::to_owned).collect() };
+        assert_eq!(
+            format_from_args(&args("merge-sync poll --log-format json --bogus"), None),
+            LogFormat::Json
+        );
+        assert_eq!(
+            format_from_args(&args("merge-sync --log-format=json poll"), Some("text")),
+            LogFormat::Json
+        );
+        assert_eq!(
+            format_from_args(&args("merge-sync poll --bogus"), Some("json")),
+            LogFormat::Json
+        );
+        assert_eq!(
+            format_from_args(&args("merge-sync poll"), None),
+            LogFormat::Text
+        );
     }
 
     #[test]

@@ -7,7 +7,20 @@ use merge_sync::cli::Cli;
 
 fn main() -> ExitCode {
     let dotenv = merge_sync::load_dotenv();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // A usage error is a fatal error too: timestamped, in the log format asked for.
+            let args: Vec<String> = std::env::args().collect();
+            let format = merge_sync::logging::format_from_args(
+                &args,
+                std::env::var("MERGE_SYNC_LOG_FORMAT").ok().as_deref(),
+            );
+            merge_sync::logging::fatal_in(format, e.render().to_string().trim_end());
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     if !matches!(
         cli.command,
         merge_sync::cli::Command::Serve(_) | merge_sync::cli::Command::Demo

@@ -152,6 +152,24 @@ fn a_fatal_error_carries_a_timestamp_in_both_formats() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["level"], "error");
     assert!(lines[0]["msg"].as_str().unwrap().contains("MERGE_API_KEY"));
+
+    // A command line that does not parse is a fatal error too.
+    let out = env.cmd().args(["poll", "--bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let lines = stderr_lines(&out);
+    assert!(
+        lines.iter().all(|l| l.starts_with("[20")) && lines[0].contains("--bogus"),
+        "{lines:?}"
+    );
+    let out = env
+        .cmd()
+        .args(["poll", "--log-format", "json", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0]["msg"].as_str().unwrap().contains("--bogus"));
 }
 
 #[test]
