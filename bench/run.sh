@@ -176,6 +176,17 @@ if has_step ingest; then
         fi
         rss=$(val "$WORK/ms.txt" maxrss_kib)
         if [[ -z "$ms_rss" || "$rss" -gt "$ms_rss" ]]; then ms_rss=$rss; fi
+
+        log "ingest run $r/$REPEAT: merge-sync export (CSV of the typed view)"
+        "${TOOLS[@]}" measure "$WORK/export.txt" -- "$BIN/merge-sync" --db "$db" export \
+            --model hris.Employee --include-deleted --output "$WORK/export.csv" \
+            2>"$WORK/export.err" || die "merge-sync export failed: $(cat "$WORK/export.err")"
+        rows=$(($(python3 -c "import csv,sys; csv.field_size_limit(1<<30); print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=''))))" "$WORK/export.csv") - 1))
+        [[ "$rows" == "$RECORDS" ]] || die "export wrote $rows rows, expected $RECORDS"
+        rss=$(val "$WORK/export.txt" maxrss_kib)
+        log "  export: $(val "$WORK/export.txt" wall_s)s, peak RSS ${rss} KiB, $(stat -c %s "$WORK/export.csv") bytes"
+        if [[ -z "${export_rss:-}" || "$rss" -gt "$export_rss" ]]; then export_rss=$rss; fi
+        rm -f "$WORK/export.csv"
         rm -rf "$db" "$db"-* "$db.locks"
 
         log "ingest run $r/$REPEAT: floor (download untimed, then timed SQLite writes)"
@@ -214,6 +225,9 @@ if has_step ingest; then
         ">= 2.00x faster" "${ratio}x" "$(verdict "$ratio >= 2.0")"
     mib=$(calc "round($ms_rss / 1024, 1)")
     row "peak RSS, fetch of ${RECORDS}" "${mib} MiB" "< 50 MiB" "$(fmt2 "$mib / 50")x" \
+        "$(verdict "$mib < 50")"
+    mib=$(calc "round($export_rss / 1024, 1)")
+    row "peak RSS, CSV export of ${RECORDS} rows" "${mib} MiB" "< 50 MiB" "$(fmt2 "$mib / 50")x" \
         "$(verdict "$mib < 50")"
 fi
 
