@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use merge_sync::store::{PageProgress, RecordRow};
 use merge_sync::views::{catalogue, Kind, ModelView, Source};
 use rusqlite::types::Value as Sql;
 use serde_json::{json, Value};
@@ -379,31 +380,35 @@ fn seed_employees(env: &Env, account: &str, n: usize) {
         .args(["--end-user-origin-id", &format!("org-{account}")])
         .assert()
         .success();
-    let mut conn = env.sqlite();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut stmt = tx
-            .prepare(
-                "INSERT INTO hris_employee (linked_account_id, id, remote_id, created_at,
-                   modified_at, remote_was_deleted, data, fetched_at)
-                 VALUES (?1, ?2, ?3, '2026-01-01T00:00:00Z', '2026-01-02T00:00:00.000000Z', ?4, ?5,
-                   '2026-01-03T00:00:00.000000Z')",
-            )
-            .unwrap();
-        for i in 0..n {
+    // Through merge-sync's own store interface, a page at a time, as a fetch writes them.
+    let mut store = env.store();
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    let rows: Vec<RecordRow> = (0..n)
+        .map(|i| {
             let id = format!("{account}-emp-{i:07}");
-            let data = employee_json(&id, i);
-            stmt.execute(rusqlite::params![
-                account,
+            RecordRow {
+                remote_id: Some(format!("r{i}")),
+                created_at: Some("2026-01-01T00:00:00Z".to_string()),
+                modified_at: Some("2026-01-02T00:00:00.000000Z".to_string()),
+                remote_was_deleted: i % 10 == 9,
+                data: employee_json(&id, i).to_string(),
                 id,
-                format!("r{i}"),
-                i % 10 == 9,
-                data.to_string()
-            ])
+            }
+        })
+        .collect();
+    for page in rows.chunks(1000) {
+        let progress = PageProgress {
+            window_after: None,
+            window_before: t("2026-01-03T00:00:00Z"),
+            next_cursor: Some("more"),
+            high_water: t("2026-01-03T00:00:00Z"),
+            started_at: t("2026-01-03T00:00:00Z"),
+            now: t("2026-01-03T00:00:00Z"),
+        };
+        store
+            .write_page(account, "hris.Employee", page, &progress)
             .unwrap();
-        }
     }
-    tx.commit().unwrap();
 }
 
 fn employee_json(id: &str, i: usize) -> Value {
