@@ -1,7 +1,7 @@
 //! Merge's endpoints: routing, authentication, and the JSON each one answers.
 //!
-//! Shapes follow Merge's SDK types (see `shared/reference/merge-api.md`); errors are
-//! Django REST Framework style `{"detail": "..."}`.
+//! Shapes follow Merge's SDK types; list and retrieve routes follow Merge's published paths
+//! (`merge::published`); errors are Django REST Framework style `{"detail": "..."}`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
