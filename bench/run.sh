@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The SPEC §9 benchmark: ingest vs the SQLite floor and vs a Python implementation of the guide,
+# The performance benchmark (targets in README, Benchmark): ingest vs the SQLite floor and vs a Python implementation of the guide,
 # a poll with nothing new, peak memory, and (optionally) the per-account rate limit.
 # See bench/README.md. Prints a table; exits 1 when a target is missed.
 set -euo pipefail

@@ -1,4 +1,4 @@
-//! The ingest *floor* of SPEC §9: what SQLite alone needs to store the rows merge-sync stores.
+//! The ingest *floor* of the benchmark (README, Benchmark): what SQLite alone needs to store the rows merge-sync stores.
 //!
 //! 1. (untimed) downloads every page of one list endpoint from a (fake) Merge, exactly as a
 //!    sync would ask for it (`page_size=100`, `include_deleted_data=true`, cursor pagination),

@@ -1,4 +1,4 @@
-//! Detection and planning (SPEC §5, §6): from stored state, Merge's sync-status and `now`,
+//! Detection and planning (README, How syncing works): from stored state, Merge's sync-status and `now`,
 //! decide which models are ready, whether the account's initial sync just completed, which
 //! windows to fetch and when to poll next. Pure: no I/O, no clock.
 
@@ -372,7 +372,7 @@ pub fn due_on_webhook(account: &Account) -> bool {
     account.consecutive_failures == 0
 }
 
-/// How long until the next scheduled poll (SPEC §6): every 10 minutes during the initial
+/// How long until the next scheduled poll (README, Scheduling): every 10 minutes during the initial
 /// sync; after it, every 5 minutes when Merge syncs more often than hourly, else every 30.
 pub fn poll_interval(initial_sync_complete: bool, cadence: Option<Duration>) -> Duration {
     if !initial_sync_complete {

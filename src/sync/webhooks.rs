@@ -1,4 +1,4 @@
-//! Applying stored webhooks (SPEC §7): they only record what Merge announced and make the
+//! Applying stored webhooks (README, Webhooks): they only record what Merge announced and make the
 //! account due; the fetch itself is the normal pass, so a webhook can never do more than a
 //! poll would. Duplicates and out-of-order deliveries are harmless because only a finished
 //! sync newer than what we hold counts.

@@ -1,6 +1,6 @@
 //! Lenient parsing of verified webhook bodies into the few facts merge-sync acts on.
 //!
-//! Merge's webhook shapes are only partly documented (see `reference/merge-api.md` §6), so the
+//! Merge's webhook shapes are only partly documented (help.merge.dev shows examples, not a schema), so the
 //! parser walks a `serde_json::Value` instead of deriving strict types: a missing, null or
 //! oddly typed optional field becomes `None`, unknown keys are ignored, unknown status strings
 //! are kept as given, and unknown events become [`WebhookKind::Other`]. Only a body that is not

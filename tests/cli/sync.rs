@@ -202,7 +202,7 @@ fn incremental_windows_are_contiguous_on_merges_clock_and_catch_changes_and_dele
     assert_eq!(env.count("SELECT COUNT(*) FROM hris_employee WHERE linked_account_id = 'la-acme' AND remote_was_deleted = 1"), 5);
 }
 
-/// SPEC §6: records Merge writes while our fetch of the previous sync is running must not be
+/// Records Merge writes while our fetch of the previous sync is running must not be
 /// lost (a window starting at our own clock would skip them).
 #[test]
 fn a_sync_that_writes_while_our_fetch_runs_loses_nothing() {
