@@ -7,12 +7,57 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
-  1  the run finished but at least one account failed (or a webhook signature was invalid)
-  2  usage or configuration error (bad flag, missing MERGE_API_KEY, unreadable state file)
+  1  the run finished but at least one account failed (or a webhook signature was invalid,
+     or `check` found a problem)
+  2  usage or configuration error (bad flag, missing MERGE_API_KEY, unknown account or model,
+     a state file that does not exist, is empty or unreadable)
 
 A `poll` that finds every due account held by another merge-sync exits 0 after one warning.
 Configuration is read from flags, then the environment, then a .env file in the current
 directory (real environment variables win over .env).";
+
+/// The heading the options every command accepts are listed under, after its own.
+const GLOBAL: &str = "Global options";
+
+// What each command reads from the environment (or ./.env), shown under its --help.
+const ENV_SYNC: &str = "\
+Environment (or ./.env):
+  MERGE_API_KEY                        required: Merge dashboard → API keys
+  MERGE_API_URL                        Merge API base URL, like --api-url
+  MERGE_SYNC_DB                        the state file, like --db
+  MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE  like --on-initial-sync-complete";
+const ENV_ADD: &str = "\
+Environment (or ./.env):
+  MERGE_API_KEY  required, except with --account-token and --linked-account-id
+  MERGE_API_URL  Merge API base URL, like --api-url
+  MERGE_SYNC_DB  the state file, like --db (created if it does not exist)";
+const ENV_DB: &str = "\
+Environment (or ./.env):
+  MERGE_SYNC_DB  the state file, like --db (it must exist: `accounts add` creates it)";
+const ENV_VERIFY: &str = "\
+Environment (or ./.env):
+  MERGE_WEBHOOK_SECRET           required: Merge dashboard → Webhooks → Security
+  MERGE_WEBHOOK_SECRET_PREVIOUS  also accepted, while rotating the secret
+  HTTP_X_MERGE_WEBHOOK_SIGNATURE the signature, under CGI (or --signature)
+  GATEWAY_INTERFACE              set by a CGI server: answer with a CGI response
+  MERGE_SYNC_DB                  the state file, like --db (with --enqueue)";
+const ENV_SERVE: &str = "\
+Environment (or ./.env):
+  MERGE_WEBHOOK_SECRET                 required to accept webhooks (without it: 500s)
+  MERGE_WEBHOOK_SECRET_PREVIOUS        also accepted, while rotating the secret
+  MERGE_API_KEY                        required, for the fetches webhooks trigger
+  MERGE_API_URL                        Merge API base URL, like --api-url
+  MERGE_SYNC_DB                        the state file, like --db
+  MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE  like --on-initial-sync-complete";
+const ENV_CHECK: &str = "\
+Environment (or ./.env):
+  MERGE_API_KEY         needed to ask Merge about each account
+  MERGE_API_URL         Merge API base URL, like --api-url
+  MERGE_WEBHOOK_SECRET  reported as set or not
+  MERGE_SYNC_DB         the state file, like --db";
+const ENV_DEMO: &str = "\
+Needs no API key. MERGE_SYNC_DB or --db names a new state file to keep; without either the
+demo uses a temporary one and deletes it.";
 
 /// Keeps a local SQLite mirror of Merge.dev Common Model data for every linked account.
 #[derive(Debug, Parser)]
@@ -20,23 +65,23 @@ directory (real environment variables win over .env).";
 pub struct Cli {
     /// The state file (SQLite) [default: merge-sync.db in the current directory]. Only
     /// `accounts add` creates it; every other command refuses one that does not exist.
-    #[arg(long, global = true, env = "MERGE_SYNC_DB")]
+    #[arg(long, global = true, env = "MERGE_SYNC_DB", help_heading = GLOBAL)]
     pub db: Option<PathBuf>,
 
     /// Merge API base URL, including `/api` [env: MERGE_API_URL] [default: `https://api.merge.dev/api`]
-    #[arg(long, global = true, conflicts_with = "region")]
+    #[arg(long, global = true, conflicts_with = "region", help_heading = GLOBAL)]
     pub api_url: Option<String>,
 
     /// Merge region, instead of --api-url.
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, help_heading = GLOBAL)]
     pub region: Option<Region>,
 
     /// More log output (-v info, -vv debug). Logs go to stderr.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Errors only.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 
     /// How log lines on stderr look: text for people, json (one object per line) for log
@@ -46,13 +91,14 @@ pub struct Cli {
         global = true,
         value_enum,
         env = "MERGE_SYNC_LOG_FORMAT",
+        help_heading = GLOBAL,
         default_value = "text"
     )]
     pub log_format: crate::logging::LogFormat,
 
     /// Command run once per account when its initial sync completes (through `sh -c`, with
     /// MERGE_LINKED_ACCOUNT_ID, MERGE_END_USER_ORIGIN_ID and MERGE_CATEGORY set).
-    #[arg(long, global = true, env = "MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE")]
+    #[arg(long, global = true, env = "MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE", help_heading = GLOBAL)]
     pub on_initial_sync_complete: Option<String>,
 
     #[command(subcommand)]
@@ -72,26 +118,36 @@ pub enum Command {
     #[command(subcommand)]
     Accounts(AccountsCommand),
     /// The cron job: one pass over every due account, fetching what is ready, then exit.
+    #[command(after_help = ENV_SYNC)]
     Poll(PollArgs),
     /// Sync one account now, regardless of schedule.
+    #[command(after_help = ENV_SYNC)]
     Fetch(FetchArgs),
     /// Per-model sync state of every account.
+    #[command(after_help = ENV_DB)]
     Status(StatusArgs),
     /// Verify a webhook's signature (body on stdin or --body-file); works as a CGI program.
+    #[command(after_help = ENV_VERIFY)]
     VerifyWebhook(VerifyWebhookArgs),
     /// Receive Merge webhooks over HTTP and apply them in the background.
+    #[command(after_help = ENV_SERVE)]
     Serve(ServeArgs),
     /// The typed views: every model with its table and view, or one model's columns.
     Schema(SchemaArgs),
     /// Write a model's typed view as CSV or JSON Lines, to stdout or a file.
+    #[command(after_help = ENV_DB)]
     Export(ExportArgs),
     /// Recent runs of `poll`, `fetch` and `serve` passes, newest first.
+    #[command(after_help = ENV_DB)]
     Runs(RunsArgs),
     /// For cron and monitoring checks: exit 0 when healthy, 1 with one line per problem.
+    #[command(after_help = ENV_DB)]
     Health(HealthArgs),
     /// Run the whole life cycle against a built-in fake Merge, in a temporary state file.
+    #[command(after_help = ENV_DEMO)]
     Demo,
     /// Check configuration and connectivity; changes nothing.
+    #[command(after_help = ENV_CHECK)]
     Check,
     /// Print shell completions.
     Completions {
@@ -103,19 +159,31 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
     /// Register a linked account (or relink one: a new token keeps its state).
+    #[command(after_help = ENV_ADD)]
     Add(AddArgs),
     /// List registered accounts.
+    #[command(after_help = ENV_DB)]
     List {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Stop syncing an account (its data and state are kept).
-    Disable { account: String },
+    #[command(after_help = ENV_DB)]
+    Disable {
+        /// Merge's linked account id, or your end_user_origin_id for the account.
+        account: String,
+    },
     /// Resume syncing a disabled account.
-    Enable { account: String },
+    #[command(after_help = ENV_DB)]
+    Enable {
+        /// Merge's linked account id, or your end_user_origin_id for the account.
+        account: String,
+    },
     /// Forget an account; its mirrored records are kept unless --purge.
+    #[command(after_help = ENV_DB)]
     Remove {
+        /// Merge's linked account id, or your end_user_origin_id for the account.
         account: String,
         /// Also delete the account's mirrored records.
         #[arg(long)]

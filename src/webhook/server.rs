@@ -171,9 +171,7 @@ pub fn start(cfg: ServerConfig, sink: Arc<dyn WebhookSink>) -> anyhow::Result<Se
     listener
         .set_nonblocking(true)
         .context("configuring the listen socket")?;
-    if cfg.secrets.is_none() {
-        log::warn!("no webhook secret configured: every webhook will be answered 500");
-    }
+    // A missing secret and the address are for the caller to report (`serve` does, once).
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -198,7 +196,6 @@ pub fn start(cfg: ServerConfig, sink: Arc<dyn WebhookSink>) -> anyhow::Result<Se
             runtime.shutdown_timeout(Duration::from_millis(500));
         })
         .context("starting the webhook receiver thread")?;
-    log::info!("webhook receiver listening on {addr}");
     Ok(ServerHandle { addr, stop, thread })
 }
 

@@ -546,3 +546,51 @@ fn a_404_on_the_first_request_points_at_the_url_or_the_category() {
         );
     assert!(!env.db().exists());
 }
+
+#[test]
+fn help_describes_account_groups_global_flags_and_names_each_commands_environment() {
+    let env = Env::new("http://127.0.0.1:9/api");
+    let help = |args: &[&str]| {
+        let out = env.cmd().args(args).arg("--help").output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let disable = help(&["accounts", "disable"]);
+    assert!(
+        disable.contains("<ACCOUNT>")
+            && disable.contains("linked account id, or your end_user_origin_id"),
+        "{disable}"
+    );
+    // A command's own options come first; the global ones under their own heading.
+    let poll = help(&["poll"]);
+    let own = poll.find("--jobs").unwrap();
+    let global = poll.find("Global options:").unwrap();
+    assert!(
+        own < global && global < poll.find("--db <DB>").unwrap(),
+        "{poll}"
+    );
+    for (args, wanted, not) in [
+        (vec!["poll"], "MERGE_API_KEY", "MERGE_WEBHOOK_SECRET"),
+        (vec!["fetch"], "MERGE_API_KEY", "MERGE_WEBHOOK_SECRET"),
+        (vec!["serve"], "MERGE_WEBHOOK_SECRET", "GATEWAY_INTERFACE"),
+        (
+            vec!["verify-webhook"],
+            "HTTP_X_MERGE_WEBHOOK_SIGNATURE",
+            "MERGE_API_KEY",
+        ),
+        (vec!["status"], "MERGE_SYNC_DB", "MERGE_API_KEY"),
+        (
+            vec!["accounts", "add"],
+            "MERGE_API_KEY",
+            "MERGE_WEBHOOK_SECRET",
+        ),
+        (vec!["check"], "MERGE_WEBHOOK_SECRET", "GATEWAY_INTERFACE"),
+    ] {
+        let text = help(&args);
+        let env_part = &text[text
+            .find("Environment (or ./.env):")
+            .unwrap_or_else(|| panic!("{args:?}: {text}"))..];
+        assert!(env_part.contains(wanted), "{args:?}: {env_part}");
+        assert!(!env_part.contains(not), "{args:?}: {env_part}");
+    }
+}
