@@ -57,7 +57,7 @@ pub fn run(config: &Config) -> Result<ExitCode> {
         .into());
     }
     let key = key?.clone();
-    let mut store = store::open(&config.db)?;
+    let mut store = super::open_read_only(config)?;
     let client = MergeClient::new(&config.api_url, key, ClientOptions::default());
     let accounts = store.accounts()?;
     let (active, disabled): (Vec<_>, Vec<_>) = accounts

@@ -154,16 +154,16 @@ fn on_interrupt(
     .map_err(|e| anyhow::anyhow!("installing the signal handler: {e}"))
 }
 
-/// Refuses a state file that does not exist (or is empty) for every command but
-/// `accounts add`: a typo in `--db`, or cron starting in another directory, would otherwise
-/// create a new, empty state file and report success having synced nothing.
-/// Opens the state file for reading only (`status`, `accounts list`): a read-only user can
-/// run them. Call [`require_state_file`] first.
+/// Opens the state file for reading only (`status`, `accounts list`, `check`): a read-only
+/// user can run them. Call [`require_state_file`] first.
 fn open_read_only(config: &Config) -> anyhow::Result<Box<dyn crate::store::Store>> {
     crate::store::open_existing_read_only(&config.db)?
         .ok_or_else(|| anyhow::anyhow!("state file {} disappeared", config.db))
 }
 
+/// Refuses a state file that does not exist (or is empty) for every command but
+/// `accounts add`: a typo in `--db`, or cron starting in another directory, would otherwise
+/// create a new, empty state file and report success having synced nothing.
 fn require_state_file(config: &Config) -> Result<(), UsageError> {
     let crate::store::Location::Sqlite(path) = &config.db;
     let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());

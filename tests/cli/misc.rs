@@ -151,6 +151,8 @@ fn check_reports_configuration_and_connectivity_without_changing_anything() {
         .stdout(predicate::str::contains("whsec_check_0001").not());
     add_account(&env, "la2", "tok_bad_0002", "hris");
     add_account(&env, "la2", "tok_bad_0002", "hris");
+    // The state file's bytes (SQLite adds its -wal/-shm companions even for a reader).
+    let before = std::fs::read(env.db()).unwrap();
     env.cmd()
         .arg("check")
         .assert()
@@ -161,6 +163,10 @@ fn check_reports_configuration_and_connectivity_without_changing_anything() {
         ))
         .stdout(predicate::str::contains("check:          FAILED"))
         .stdout(predicate::str::contains(API_KEY).not());
+    assert!(
+        before == std::fs::read(env.db()).unwrap(),
+        "check changed the state file"
+    );
     assert_eq!(
         env.count("SELECT COUNT(*) FROM model_sync_state"),
         0,
