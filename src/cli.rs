@@ -8,7 +8,7 @@ const AFTER_HELP: &str = "\
 Exit codes:
   0  success
   1  the run finished but at least one account failed (or a webhook signature was invalid,
-     or `check` found a problem)
+     `check` found a problem, or `health` found one)
   2  usage or configuration error (bad flag, missing MERGE_API_KEY, unknown account or model,
      a state file that does not exist, is empty or unreadable)
 
@@ -25,7 +25,9 @@ Environment (or ./.env):
   MERGE_API_KEY                        required: Merge dashboard → API keys
   MERGE_API_URL                        Merge API base URL, like --api-url
   MERGE_SYNC_DB                        the state file, like --db
-  MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE  like --on-initial-sync-complete";
+  MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE  like --on-initial-sync-complete
+  MERGE_SYNC_RUN_HISTORY_DAYS          run history kept this many days (default 30)
+  MERGE_SYNC_RUN_HISTORY_MAX           and at most this many runs (default 10000)";
 const ENV_ADD: &str = "\
 Environment (or ./.env):
   MERGE_API_KEY  required, except with --account-token and --linked-account-id
@@ -48,7 +50,9 @@ Environment (or ./.env):
   MERGE_API_KEY                        required, for the fetches webhooks trigger
   MERGE_API_URL                        Merge API base URL, like --api-url
   MERGE_SYNC_DB                        the state file, like --db
-  MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE  like --on-initial-sync-complete";
+  MERGE_SYNC_ON_INITIAL_SYNC_COMPLETE  like --on-initial-sync-complete
+  MERGE_SYNC_RUN_HISTORY_DAYS          run history kept this many days (default 30)
+  MERGE_SYNC_RUN_HISTORY_MAX           and at most this many runs (default 10000)";
 const ENV_CHECK: &str = "\
 Environment (or ./.env):
   MERGE_API_KEY         needed to ask Merge about each account
