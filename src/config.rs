@@ -74,7 +74,7 @@ impl Config {
                 .min(usize::MAX as u64) as usize,
         };
         Ok(Config {
-            db: Location::parse(&db),
+            db: Location::parse(&db, env).map_err(|e| UsageError(e.to_string()))?,
             db_given: cli.db.is_some(),
             api_url,
             api_key: non_empty("MERGE_API_KEY").map(|k| Secret::new(k.trim())),
@@ -110,8 +110,9 @@ pub fn region_url(region: Region) -> &'static str {
 }
 
 /// The log filter: `-q`/`-v` win, then `RUST_LOG`, then warnings and errors only. The HTTP
-/// client's own logs are capped at `info` whatever is asked: at debug and trace it dumps raw
-/// requests, headers (the API key, account tokens) included.
+/// and PostgreSQL clients' own logs are capped at `info` whatever is asked: at debug and
+/// trace they dump raw requests, headers (the API key, account tokens) and statement
+/// parameters included.
 pub fn log_filter(cli: &Cli, rust_log: Option<String>) -> String {
     let level: String = match (cli.quiet, cli.verbose) {
         (true, _) => "error".into(),
@@ -121,7 +122,7 @@ pub fn log_filter(cli: &Cli, rust_log: Option<String>) -> String {
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "warn".into()),
     };
-    format!("{level},ureq=info,ureq_proto=info,rustls=info")
+    format!("{level},ureq=info,ureq_proto=info,rustls=info,tokio_postgres=info,postgres=info")
 }
 
 #[cfg(test)]
@@ -222,7 +223,7 @@ mod tests {
         assert_eq!(level(log_filter(&cli, Some("debug".into()))), "debug");
         assert_eq!(level(log_filter(&cli, None)), "warn");
         assert!(log_filter(&cli, Some("trace".into()))
-            .ends_with("ureq=info,ureq_proto=info,rustls=info"));
+            .ends_with("ureq=info,ureq_proto=info,rustls=info,tokio_postgres=info,postgres=info"));
         let cli = Cli::try_parse_from(["merge-sync", "-q", "check"]).unwrap();
         assert_eq!(level(log_filter(&cli, Some("debug".into()))), "error");
     }

@@ -36,3 +36,6 @@ mod cron;
 
 #[path = "cli/views.rs"]
 mod views;
+
+#[path = "cli/postgres.rs"]
+mod postgres;

@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::config::Config;
 use crate::merge::limits::RateLimiter;
 use crate::merge::{ClientOptions, MergeClient};
-use crate::store::{self, AccountStatus, CURRENT_VERSION};
+use crate::store::{self, AccountStatus};
 
 pub fn run(config: &Config) -> Result<ExitCode> {
     println!("API URL:        {}", config.api_url);
@@ -45,14 +45,16 @@ pub fn run(config: &Config) -> Result<ExitCode> {
     let version = store::peek_schema_version(&config.db)
         .map_err(|e| anyhow::anyhow!("{} is not a readable state file: {e:#}", config.db))?
         .ok_or_else(|| anyhow::anyhow!("state file {} disappeared", config.db))?;
+    let current = config.db.current_version();
     println!(
-        "state file:     {} (schema version {version}, this binary writes {CURRENT_VERSION})",
+        "state file:     {} (schema version {version}, this binary writes {current})",
         config.db
     );
-    if version > CURRENT_VERSION {
+    if version > current {
         return Err(crate::store::StoreError::SchemaTooNew {
+            place: config.db.to_string(),
             found: version,
-            supported: CURRENT_VERSION,
+            supported: current,
         }
         .into());
     }

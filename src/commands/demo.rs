@@ -32,7 +32,16 @@ macro_rules! say {
 }
 
 pub fn run(config: &Config) -> Result<ExitCode> {
-    let Location::Sqlite(given) = &config.db;
+    let given =
+        match &config.db {
+            Location::Sqlite(path) => path,
+            Location::Postgres(_) => return Err(UsageError(
+                "the demo writes a new SQLite state file: pass --db with a file path that does \
+                 not exist yet, or no --db for a temporary one"
+                    .into(),
+            )
+            .into()),
+        };
     // Kept only when asked for; a temporary one is deleted on return, on a panic and (below)
     // on a signal.
     let (db, temp) = if config.db_given {

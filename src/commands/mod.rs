@@ -165,7 +165,11 @@ fn open_read_only(config: &Config) -> anyhow::Result<Box<dyn crate::store::Store
 /// `accounts add`: a typo in `--db`, or cron starting in another directory, would otherwise
 /// create a new, empty state file and report success having synced nothing.
 fn require_state_file(config: &Config) -> Result<(), UsageError> {
-    let crate::store::Location::Sqlite(path) = &config.db;
+    let path = match &config.db {
+        crate::store::Location::Sqlite(path) => path,
+        // A database server's database exists or the connection says so, naming it.
+        crate::store::Location::Postgres(_) => return Ok(()),
+    };
     let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
     let problem = match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {

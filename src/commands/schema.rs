@@ -15,6 +15,7 @@ use crate::views::{catalogue, ModelView};
 pub fn run(config: &Config, args: &SchemaArgs) -> Result<ExitCode> {
     let dialect = match config.db {
         Location::Sqlite(_) => Dialect::Sqlite,
+        Location::Postgres(_) => Dialect::Postgres,
     };
     match &args.model {
         None if args.json => {

@@ -1,5 +1,5 @@
 //! The storage interface: the row types the engine uses and the [`Store`] trait, with one
-//! backend per database (`sqlite`). Callers hold a `Box<dyn Store>` and never learn which
+//! backend per database (`sqlite`, `postgres`). Callers hold a `Box<dyn Store>` and never learn which
 //! database is behind it.
 //!
 //! The store keeps no policy. Rules such as "readiness never goes back", "the high-water mark
@@ -7,27 +7,38 @@
 //! `sync::detect` on rows read inside a [`Store::transaction`], and the store writes exactly
 //! what it is given. So each rule exists once, whatever the backend's SQL dialect.
 
+mod postgres;
 mod sqlite;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use crate::secret::Secret;
 
+pub use postgres::PgTarget;
+/// The schema version this binary writes; both backends have the same number of migrations.
 pub use sqlite::{lock_file, real_path, CURRENT_VERSION};
 
 /// Errors a caller branches on; everything else is an `anyhow` chain with context.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "the state file was written by a newer merge-sync (schema version {found}); this binary \
-         supports up to schema version {supported}. Upgrade merge-sync, or point --db at another file"
+        "{place} was written by a newer merge-sync (schema version {found}); this binary \
+         supports up to schema version {supported}. Upgrade merge-sync, or point --db elsewhere"
     )]
-    SchemaTooNew { found: i64, supported: i64 },
+    SchemaTooNew {
+        place: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{0}")]
+    BadDatabaseUrl(String),
+    #[error("{target} refused the connection: {reason}")]
+    PgRejected { target: String, reason: String },
     #[error(
         "{path} is not a merge-sync state file (not an SQLite database, or damaged). Point \
          --db or MERGE_SYNC_DB at the right file, or move this one away (restore it from a \
@@ -75,23 +86,41 @@ pub enum Cell {
     Text(String),
 }
 
-/// Where the state lives, as `--db` / `MERGE_SYNC_DB` names it.
+/// Where the state lives, as `--db` / `MERGE_SYNC_DB` names it. `Display` and `Debug` never
+/// show a password.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     /// An SQLite state file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://` or `postgresql://`).
+    Postgres(Box<PgTarget>),
 }
 
 impl Location {
-    /// Reads `--db`: anything else than a database URL is an SQLite path.
-    pub fn parse(db: &Path) -> Location {
-        Location::Sqlite(db.to_path_buf())
+    /// Reads `--db`: a `postgres://` or `postgresql://` URL (completed from the `PG*`
+    /// variables in `env`), else an SQLite path.
+    pub fn parse(db: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Location, StoreError> {
+        match db.to_str() {
+            Some(url) if postgres::target::is_url(url) => PgTarget::parse(url, env)
+                .map(|t| Location::Postgres(Box::new(t)))
+                .map_err(|e| StoreError::BadDatabaseUrl(format!("--db / MERGE_SYNC_DB: {e}"))),
+            _ => Ok(Location::Sqlite(db.to_path_buf())),
+        }
     }
 
     /// Whether the state exists yet (a database server is assumed to).
     pub fn exists(&self) -> bool {
         match self {
             Location::Sqlite(path) => path.exists(),
+            Location::Postgres(_) => true,
+        }
+    }
+
+    /// The schema version this binary writes at this location.
+    pub fn current_version(&self) -> i64 {
+        match self {
+            Location::Sqlite(_) => sqlite::CURRENT_VERSION,
+            Location::Postgres(_) => postgres::schema::CURRENT_VERSION,
         }
     }
 }
@@ -100,6 +129,7 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(target) => write!(f, "{target}"),
         }
     }
 }
@@ -114,6 +144,7 @@ impl fmt::Debug for Location {
 pub fn open(location: &Location) -> Result<Box<dyn Store>> {
     match location {
         Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
+        Location::Postgres(target) => Ok(Box::new(postgres::PgStore::open(target)?)),
     }
 }
 
@@ -132,6 +163,8 @@ pub fn open_existing_read_only(location: &Location) -> Result<Option<Box<dyn Sto
     match location {
         Location::Sqlite(path) if !path.exists() => Ok(None),
         Location::Sqlite(path) => Ok(Some(sqlite::SqliteStore::open_read_only(path)?)),
+        // Reads need no more than a connection; an older schema is migrated as on any open.
+        Location::Postgres(_) => open(location).map(Some),
     }
 }
 
@@ -141,6 +174,12 @@ pub fn peek_schema_version(location: &Location) -> Result<Option<i64>> {
     match location {
         Location::Sqlite(path) if !path.exists() => Ok(None),
         Location::Sqlite(path) => sqlite::peek_schema_version(path).map(Some),
+        Location::Postgres(target) => {
+            let mut client = target.connect()?;
+            postgres::schema::version(&mut client)
+                .with_context(|| format!("reading the schema version of {target}"))
+                .map(|v| (v > 0).then_some(v))
+        }
     }
 }
 

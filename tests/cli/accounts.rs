@@ -64,13 +64,8 @@ fn add_with_a_public_token_exchanges_it() {
         .assert()
         .success()
         .stdout(predicate::str::contains("added: la-acme"));
-    let token: String = env
-        .sqlite()
-        .query_row(
-            "SELECT account_token FROM linked_accounts WHERE linked_account_id = 'la-acme'",
-            [],
-            |r| r.get(0),
-        )
+    let token = env
+        .text("SELECT account_token FROM linked_accounts WHERE linked_account_id = 'la-acme'")
         .unwrap();
     assert_eq!(token, "tok_acme_secret_0001");
     // An unknown public token fails, names no secret and writes nothing new.
@@ -115,14 +110,9 @@ fn explicit_flags_skip_the_details_call_and_re_adding_relinks() {
         .success()
         .stdout(predicate::str::contains("relinked"));
     assert_eq!(env.count("SELECT COUNT(*) FROM linked_accounts"), 1);
-    let (token, origin, models): (String, String, String) = env
-        .sqlite()
-        .query_row(
-            "SELECT account_token, end_user_origin_id, models FROM linked_accounts",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
+    let row = env.row("SELECT account_token, end_user_origin_id, models FROM linked_accounts");
+    let text = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    let (token, origin, models) = (text(&row[0]), text(&row[1]), text(&row[2]));
     assert_eq!(token, "tok_acme_secret_0001");
     assert_eq!(origin, "org-acme", "relink keeps what it is not given");
     assert_eq!(models, r#"["hris.Employee"]"#);
@@ -131,7 +121,7 @@ fn explicit_flags_skip_the_details_call_and_re_adding_relinks() {
 #[test]
 fn a_rejected_token_fails_clearly_and_writes_nothing() {
     let fake = start(&scenario());
-    let env = Env::with_fake(&fake);
+    let env = Env::sqlite(&fake.base_url());
     env.cmd()
         .args(accounts_add().token("tok_revoked_4242").category("hris"))
         .assert()
@@ -147,7 +137,7 @@ fn a_rejected_token_fails_clearly_and_writes_nothing() {
 fn malformed_json_from_merge_is_a_clear_error() {
     let fake = start(&scenario());
     fake.with_state(|s| s.inject_fault(merge_sync::fake::Fault::malformed_json("account-details")));
-    let env = Env::with_fake(&fake);
+    let env = Env::sqlite(&fake.base_url());
     env.cmd()
         .args(
             accounts_add()

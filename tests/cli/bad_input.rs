@@ -6,7 +6,7 @@ use super::support::{accounts_add, add_account, Env};
 
 #[test]
 fn missing_api_key_is_a_configuration_error() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     env.cmd()
         .env_remove("MERGE_API_KEY")
         .args(accounts_add().token("tok_abcdefgh1234").category("hris"))
@@ -62,7 +62,7 @@ fn api_key_can_come_from_a_dotenv_file_but_the_environment_wins() {
 
 #[test]
 fn unknown_category_is_a_usage_error() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     env.cmd()
         .args(accounts_add().token("tok_abcdefgh1234").category("payroll"))
         .assert()
@@ -76,7 +76,7 @@ fn unknown_category_is_a_usage_error() {
 
 #[test]
 fn invalid_model_id_is_rejected_before_anything_happens() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     for bad in ["hris.Employee;DROP", "Employee", "hris.employee-x"] {
         env.cmd()
             .args(
@@ -106,7 +106,7 @@ fn invalid_model_id_is_rejected_before_anything_happens() {
 
 #[test]
 fn a_state_file_that_is_not_sqlite_is_refused_and_left_alone() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     let junk = b"name,token\nacme,tok_1\n".repeat(100);
     std::fs::write(env.db(), &junk).unwrap();
     for args in [vec!["status"], vec!["poll"], vec!["accounts", "list"]] {
@@ -121,7 +121,7 @@ fn a_state_file_that_is_not_sqlite_is_refused_and_left_alone() {
 
 #[test]
 fn a_state_file_from_a_newer_version_is_refused_naming_both_versions() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     {
         let conn = rusqlite::Connection::open(env.db()).unwrap();
         conn.pragma_update(None, "user_version", 999).unwrap();
@@ -137,7 +137,7 @@ fn a_state_file_from_a_newer_version_is_refused_naming_both_versions() {
 #[test]
 fn an_unreachable_api_url_fails_the_command_with_a_hint() {
     // Port 9 (discard) is closed on loopback: the connection is refused at once.
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     env.cmd()
         .args(accounts_add().token("tok_abcdefgh1234").category("hris"))
         .assert()
@@ -254,7 +254,7 @@ fn a_state_file_in_a_missing_directory_is_a_usage_error() {
 
 #[test]
 fn parallel_first_runs_on_a_new_state_file_all_succeed() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     for _ in 0..5 {
         let _ = std::fs::remove_file(env.db());
         let children: Vec<_> = (0..4)
@@ -385,7 +385,7 @@ fn a_missing_state_file_is_refused_by_every_command_but_accounts_add() {
 #[cfg(unix)]
 fn an_empty_state_file_is_refused_until_accounts_add_makes_it_a_private_one() {
     use std::os::unix::fs::PermissionsExt;
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     std::fs::write(env.db(), b"").unwrap();
     std::fs::set_permissions(env.db(), std::fs::Permissions::from_mode(0o644)).unwrap();
     for args in [vec!["status"], vec!["poll"]] {
@@ -427,7 +427,7 @@ fn a_directory_as_the_state_file_is_a_usage_error() {
 
 #[test]
 fn unknown_model_ids_exit_2_suggesting_the_closest() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     env.cmd()
         .args(
             accounts_add()
@@ -523,7 +523,7 @@ fn a_404_on_the_first_request_points_at_the_url_or_the_category() {
     ));
     // The base URL without /api.
     let base = fake.base_url();
-    let env = Env::new(base.strip_suffix("/api").unwrap());
+    let env = Env::sqlite(base.strip_suffix("/api").unwrap());
     env.cmd()
         .args(accounts_add().token("tok_good_0001").category("hris"))
         .assert()
@@ -534,7 +534,7 @@ fn a_404_on_the_first_request_points_at_the_url_or_the_category() {
             ),
         );
     // An HRIS token added as ATS.
-    let env = Env::with_fake(&fake);
+    let env = Env::sqlite(&fake.base_url());
     env.cmd()
         .args(accounts_add().token("tok_good_0001").category("ats"))
         .assert()

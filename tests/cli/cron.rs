@@ -35,7 +35,8 @@ fn the_crontab_example_syncs_under_crons_environment() {
             "models": [{{"model_id": "hris.Employee", "status": "DONE", "is_initial_sync": false,
                         "last_sync_result": "DONE", "last_sync_finished": "-1h", "generate": 25}}]}}]}}"#
     ));
-    let env = Env::with_fake(&fake);
+    // The example's --db is the state file beside the log.
+    let env = Env::sqlite(&fake.base_url());
     add_account(&env, "la1", "tok_cron_0001", "hris");
     // The state directory stands in for /srv/merge-sync, with the secrets in its .env.
     std::fs::write(

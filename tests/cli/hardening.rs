@@ -125,7 +125,7 @@ fn a_future_dated_webhook_never_freezes_a_model() {
 #[test]
 fn a_lock_that_cannot_be_taken_fails_only_its_account() {
     let fake = start(&scenario());
-    let env = Env::with_fake(&fake);
+    let env = Env::sqlite(&fake.base_url());
     add_account(&env, ACME, TOKEN, "hris");
     add_account(&env, BETA, BETA_TOKEN, "hris");
     let lock = merge_sync::store::lock_file(&env.db(), ACME);
@@ -137,14 +137,9 @@ fn a_lock_that_cannot_be_taken_fails_only_its_account() {
         .code(1)
         .stderr(predicate::str::contains(ACME));
     assert_mirror_equals_truth(&env, &fake, BETA, "hris.Employee", "hris_employee");
-    let error: Option<String> = env
-        .sqlite()
-        .query_row(
-            "SELECT last_error FROM linked_accounts WHERE linked_account_id = ?1",
-            [ACME],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let error = env.text(&format!(
+        "SELECT last_error FROM linked_accounts WHERE linked_account_id = '{ACME}'"
+    ));
     let error = error.expect("the lock failure is recorded against the account");
     assert!(error.contains("lock"), "{error}");
 }
@@ -174,11 +169,8 @@ fn linked_webhooks_lose_their_token_once_applied_and_go_with_purge() {
         .assert()
         .code(0);
     env.cmd().arg("poll").assert().code(1);
-    let stored: Vec<u8> = env
-        .sqlite()
-        .query_row("SELECT body FROM webhook_inbox", [], |r| r.get(0))
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&stored).contains(token));
+    let stored = env.text("SELECT body FROM webhook_inbox").unwrap();
+    assert!(!stored.contains(token));
     env.cmd()
         .args([
             "accounts",
@@ -195,7 +187,7 @@ fn linked_webhooks_lose_their_token_once_applied_and_go_with_purge() {
 // it were loaded although the warning said the file was ignored.
 #[test]
 fn a_malformed_dotenv_is_named_by_line_and_loads_nothing() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     std::fs::write(
         env.dir.path().join(".env"),
         "MERGE_SYNC_DB=from-dotenv.db\nMERGE_WEBHOOK_SECRET=\"whsec_leaked_0123\n",
@@ -216,7 +208,7 @@ fn a_malformed_dotenv_is_named_by_line_and_loads_nothing() {
 // Hardening item 12: blank account ids and `--models ",,,"` were accepted.
 #[test]
 fn blank_account_ids_and_model_lists_are_usage_errors() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     for extra in [
         &["--linked-account-id", "  "][..],
         &["--linked-account-id", "la1", "--models", ",,,"][..],

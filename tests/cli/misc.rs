@@ -23,7 +23,7 @@ fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn demo_runs_the_whole_life_cycle() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     let tmp = env.dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     let out = demo_in(&env, &tmp).output().unwrap();
@@ -51,7 +51,7 @@ fn demo_runs_the_whole_life_cycle() {
 
 #[test]
 fn demo_with_db_keeps_its_state_file_and_never_reuses_one() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     env.cmd()
         .env_remove("MERGE_API_KEY")
         .args(["--db", "demo.db", "demo"])
@@ -76,7 +76,7 @@ fn demo_with_db_keeps_its_state_file_and_never_reuses_one() {
 #[test]
 fn demo_deletes_its_temporary_directory_on_a_closed_pipe_and_on_sigterm() {
     use std::io::{BufRead, BufReader};
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     let tmp = env.dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
 
@@ -118,7 +118,7 @@ fn check_reports_configuration_and_connectivity_without_changing_anything() {
         r#"{{"api_key": "{API_KEY}", "accounts": [{{"id": "la1", "account_token": "tok_good_0001", "category": "hris",
             "models": [{{"model_id": "hris.Employee", "status": "DONE"}}]}}]}}"#
     ));
-    let env = Env::with_fake(&fake);
+    let env = Env::sqlite(&fake.base_url());
     env.cmd()
         .arg("check")
         .assert()

@@ -204,13 +204,7 @@ fn a_successful_poll_is_silent_and_at_v_ends_with_one_summary_line() {
 fn wait_for_records(env: &Env, table: &str, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let have = rusqlite::Connection::open(env.db())
-            .and_then(|c| {
-                c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
-                    r.get::<_, i64>(0)
-                })
-            })
-            .unwrap_or(0);
+        let have = env.count_or_zero(&format!("SELECT COUNT(*) FROM {table}"));
         if have >= n {
             return;
         }

@@ -2,6 +2,11 @@
 //!
 //! The one place that builds `merge-sync` commands and says which state store they use
 //! ([`Env::db_arg`]); tests never spell out `--db` or `accounts add` argument lists themselves.
+//!
+//! The store under test is SQLite, or with `MERGE_SYNC_TEST_STORE=postgres` a fresh database on
+//! the test PostgreSQL server per test (CI runs the suite both ways). Tests about the state
+//! file itself use [`Env::sqlite`]; everything else reads the store through the portable
+//! helpers here ([`Env::count`], [`Env::row`], [`mirror`]).
 
 use std::path::PathBuf;
 
@@ -14,14 +19,54 @@ pub const API_KEY: &str = "test_api_key_0123456789";
 pub struct Env {
     pub dir: TempDir,
     pub api_url: String,
+    /// The PostgreSQL database under test; `None` for an SQLite state file.
+    pg: Option<merge_sync::testing::postgres::TestDatabase>,
+}
+
+/// Whether this run tests the PostgreSQL store (`MERGE_SYNC_TEST_STORE=postgres`).
+pub fn testing_postgres() -> bool {
+    match std::env::var("MERGE_SYNC_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("MERGE_SYNC_TEST_STORE={other:?}: expected sqlite or postgres"),
+    }
 }
 
 impl Env {
+    /// An environment on the store under test.
     pub fn new(api_url: &str) -> Env {
+        if testing_postgres() {
+            Env::postgres(api_url)
+        } else {
+            Env::sqlite(api_url)
+        }
+    }
+
+    /// An environment on an SQLite state file, whatever the store under test.
+    pub fn sqlite(api_url: &str) -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
             api_url: api_url.to_string(),
+            pg: None,
         }
+    }
+
+    /// An environment on a fresh PostgreSQL database, whatever the store under test.
+    pub fn postgres(api_url: &str) -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            api_url: api_url.to_string(),
+            pg: Some(merge_sync::testing::postgres::database()),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// The PostgreSQL database under test (panics on SQLite).
+    pub fn pg(&self) -> &merge_sync::testing::postgres::TestDatabase {
+        self.pg.as_ref().expect("a PostgreSQL environment")
     }
 
     pub fn with_fake(fake: &FakeMerge) -> Env {
@@ -30,15 +75,23 @@ impl Env {
 
     /// The SQLite state file the commands use.
     pub fn db(&self) -> PathBuf {
+        assert!(
+            !self.is_postgres(),
+            "this test is about the SQLite state file"
+        );
         self.dir.path().join("merge-sync.db")
     }
 
     /// The value every command gets as its state store (`MERGE_SYNC_DB`, i.e. `--db`).
     pub fn db_arg(&self) -> String {
-        self.db()
-            .to_str()
-            .expect("temp paths are UTF-8")
-            .to_string()
+        match &self.pg {
+            Some(db) => db.url().to_string(),
+            None => self
+                .db()
+                .to_str()
+                .expect("temp paths are UTF-8")
+                .to_string(),
+        }
     }
 
     /// The hermetic environment, for either kind of command.
@@ -72,7 +125,10 @@ impl Env {
 
     /// The state store the commands use, through merge-sync's own interface.
     pub fn store(&self) -> Box<dyn merge_sync::store::Store> {
-        merge_sync::store::open(&merge_sync::store::Location::Sqlite(self.db())).unwrap()
+        let location =
+            merge_sync::store::Location::parse(std::path::Path::new(&self.db_arg()), &|_| None)
+                .unwrap();
+        merge_sync::store::open(&location).unwrap()
     }
 
     /// Creates an empty state store, as the first `accounts add` would, for tests of commands
@@ -81,12 +137,113 @@ impl Env {
         self.store();
     }
 
-    pub fn sqlite(&self) -> rusqlite::Connection {
+    /// A connection to the SQLite state file (for tests about the file itself).
+    pub fn sqlite_conn(&self) -> rusqlite::Connection {
+        assert!(!self.is_postgres(), "this test reads the SQLite state file");
         rusqlite::Connection::open(self.db()).unwrap()
     }
 
+    /// The first row of `sql` (written to run on both stores), one JSON value per column:
+    /// booleans as SQLite stores them (0/1), timestamps as text, JSON columns as text.
+    pub fn row(&self, sql: &str) -> Vec<serde_json::Value> {
+        self.try_row(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn try_row(&self, sql: &str) -> Result<Vec<serde_json::Value>, String> {
+        use serde_json::Value;
+        match &self.pg {
+            None => {
+                let conn = rusqlite::Connection::open(self.db()).map_err(|e| e.to_string())?;
+                let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+                let width = stmt.column_count();
+                stmt.query_row([], |r| {
+                    (0..width)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => Value::Null,
+                                rusqlite::types::ValueRef::Integer(v) => v.into(),
+                                rusqlite::types::ValueRef::Real(v) => v.into(),
+                                rusqlite::types::ValueRef::Text(t)
+                                | rusqlite::types::ValueRef::Blob(t) => {
+                                    String::from_utf8_lossy(t).into_owned().into()
+                                }
+                            })
+                        })
+                        .collect()
+                })
+                .map_err(|e| e.to_string())
+            }
+            Some(db) => {
+                use postgres::types::Type;
+                let mut c = postgres::Client::connect(db.url(), postgres::NoTls)
+                    .map_err(|e| e.to_string())?;
+                let row = c.query_one(sql, &[]).map_err(|e| e.to_string())?;
+                Ok((0..row.len())
+                    .map(|i| match *row.columns()[i].type_() {
+                        Type::BOOL => row
+                            .get::<_, Option<bool>>(i)
+                            .map_or(Value::Null, |b| (b as i64).into()),
+                        Type::INT8 => row.get::<_, Option<i64>>(i).into(),
+                        Type::INT4 => row.get::<_, Option<i32>>(i).into(),
+                        Type::TIMESTAMPTZ => row
+                            .get::<_, Option<chrono::DateTime<chrono::Utc>>>(i)
+                            .map(merge_sync::time::format)
+                            .into(),
+                        Type::JSONB => row
+                            .get::<_, Option<serde_json::Value>>(i)
+                            .map(|v| v.to_string())
+                            .into(),
+                        Type::BYTEA => row
+                            .get::<_, Option<Vec<u8>>>(i)
+                            .map(|b| String::from_utf8_lossy(&b).into_owned())
+                            .into(),
+                        _ => row.get::<_, Option<String>>(i).into(),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// The first column of the first row of `sql`, as text (`None` for NULL).
+    pub fn text(&self, sql: &str) -> Option<String> {
+        match self.row(sql).into_iter().next() {
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(serde_json::Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        }
+    }
+
+    /// A number `sql` computes (a `COUNT(*)`, say).
     pub fn count(&self, sql: &str) -> i64 {
-        self.sqlite().query_row(sql, [], |r| r.get(0)).unwrap()
+        self.row(sql)[0]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{sql} gave no number"))
+    }
+
+    /// Like [`Env::count`], but 0 while the store cannot answer yet (a process is creating it).
+    pub fn count_or_zero(&self, sql: &str) -> i64 {
+        self.try_row(sql)
+            .ok()
+            .and_then(|r| r.first().and_then(|v| v.as_i64()))
+            .unwrap_or(0)
+    }
+
+    /// Runs a statement (written to run on both stores).
+    pub fn execute(&self, sql: &str) {
+        match &self.pg {
+            None => {
+                rusqlite::Connection::open(self.db())
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap();
+            }
+            Some(db) => {
+                postgres::Client::connect(db.url(), postgres::NoTls)
+                    .unwrap()
+                    .batch_execute(sql)
+                    .unwrap();
+            }
+        }
     }
 
     pub fn status_json(&self) -> Vec<serde_json::Value> {
@@ -168,7 +325,21 @@ pub fn mirror(
     table: &str,
     account: &str,
 ) -> std::collections::BTreeMap<String, (bool, serde_json::Value)> {
-    let conn = env.sqlite();
+    if env.is_postgres() {
+        let mut c = env.pg().connect();
+        return c
+            .query(
+                &format!(
+                    "SELECT id, remote_was_deleted, data FROM {table} WHERE linked_account_id = $1"
+                ),
+                &[&account],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+    }
+    let conn = env.sqlite_conn();
     let mut stmt = conn
         .prepare(&format!(
             "SELECT id, remote_was_deleted, data FROM {table} WHERE linked_account_id = ?1"

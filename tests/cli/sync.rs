@@ -75,7 +75,7 @@ fn first_poll_mirrors_every_enabled_model_over_many_pages() {
     );
     assert_mirror_equals_truth(&env, &fake, GLOBEX, "hris.Employee", "hris_employee");
     assert_eq!(
-        env.count("SELECT COUNT(*) FROM hris_employee WHERE remote_was_deleted = 1"),
+        env.count("SELECT COUNT(*) FROM hris_employee WHERE remote_was_deleted = TRUE"),
         3,
         "deletes are kept, flagged"
     );
@@ -199,7 +199,7 @@ fn incremental_windows_are_contiguous_on_merges_clock_and_catch_changes_and_dele
     );
     assert!(lists.len() < 3, "only what changed is fetched");
     assert_mirror_equals_truth(&env, &fake, ACME, "hris.Employee", "hris_employee");
-    assert_eq!(env.count("SELECT COUNT(*) FROM hris_employee WHERE linked_account_id = 'la-acme' AND remote_was_deleted = 1"), 5);
+    assert_eq!(env.count("SELECT COUNT(*) FROM hris_employee WHERE linked_account_id = 'la-acme' AND remote_was_deleted = TRUE"), 5);
 }
 
 /// Records Merge writes while our fetch of the previous sync is running must not be
@@ -291,14 +291,7 @@ fn a_fetch_interrupted_by_server_failures_resumes_from_its_cursor() {
         300,
         "three committed pages are kept"
     );
-    let cursor: Option<String> = env
-        .sqlite()
-        .query_row(
-            "SELECT cursor FROM model_sync_state WHERE model_id = 'hris.Employee'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let cursor = env.text("SELECT cursor FROM model_sync_state WHERE model_id = 'hris.Employee'");
     assert!(cursor.is_some(), "the cursor of the failed page is saved");
     let rows = env.status_json();
     assert!(row(&rows, ACME, "hris.Employee")["last_error"]
@@ -358,13 +351,7 @@ fn a_killed_fetch_resumes_and_the_mirror_equals_merge() {
     // Let it commit a few pages, then kill it without warning.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let n = rusqlite::Connection::open(env.db())
-            .and_then(|c| {
-                c.query_row("SELECT COUNT(*) FROM hris_employee", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-            })
-            .unwrap_or(0);
+        let n = env.count_or_zero("SELECT COUNT(*) FROM hris_employee");
         if n >= 500 || std::time::Instant::now() > deadline {
             break;
         }
@@ -428,13 +415,10 @@ fn a_revoked_token_fails_only_its_account_and_backs_off() {
         requests_for(&fake, ACME_TOKEN).is_empty(),
         "the failing account is in backoff"
     );
-    let next: String = env
-        .sqlite()
-        .query_row(
-            "SELECT next_poll_at FROM linked_accounts WHERE linked_account_id = ?1",
-            [ACME],
-            |r| r.get(0),
-        )
+    let next = env
+        .text(&format!(
+            "SELECT next_poll_at FROM linked_accounts WHERE linked_account_id = '{ACME}'"
+        ))
         .unwrap();
     let wait = merge_sync::time::parse(&next).unwrap() - chrono::Utc::now();
     assert!(
@@ -508,12 +492,7 @@ fn a_poll_that_finds_every_account_taken_exits_zero_with_one_warning() {
 fn full_fetch_rereads_everything_up_to_the_latest_finished_sync() {
     let (fake, env) = setup(120);
     env.cmd().arg("poll").assert().success();
-    env.sqlite()
-        .execute(
-            "DELETE FROM hris_employee WHERE linked_account_id = 'la-acme'",
-            [],
-        )
-        .unwrap();
+    env.execute("DELETE FROM hris_employee WHERE linked_account_id = 'la-acme'");
     fake.clear_requests();
     env.cmd()
         .args(["fetch", "--account", ACME, "--model", "hris.Employee"])

@@ -116,6 +116,63 @@ impl ViewReader for Sqlite {
     }
 }
 
+struct Postgres(postgres::Client);
+
+impl ViewReader for Postgres {
+    fn row(&mut self, model: &ModelView, id: &str) -> BTreeMap<String, Shown> {
+        let select: Vec<String> = model
+            .columns
+            .iter()
+            .map(|c| format!("pg_typeof(\"{0}\")::text, \"{0}\"::text", c.name))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM \"{}\" WHERE id = $1",
+            select.join(", "),
+            model.view
+        );
+        let r = self
+            .0
+            .query_one(&sql, &[&id])
+            .unwrap_or_else(|e| panic!("{}: no row {id}: {e}", model.view));
+        model
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), (r.get(2 * i), r.get(2 * i + 1))))
+            .collect()
+    }
+
+    fn data(&mut self, model: &ModelView, id: &str) -> Value {
+        self.0
+            .query_one(
+                &format!("SELECT data FROM \"{}\" WHERE id = $1", model.table),
+                &[&id],
+            )
+            .unwrap()
+            .get(0)
+    }
+
+    fn type_name(&self, kind: Kind) -> &'static str {
+        match kind {
+            Kind::Text | Kind::Id => "text",
+            Kind::Integer => "bigint",
+            Kind::Number => "numeric",
+            Kind::Boolean => "boolean",
+            Kind::Timestamp => "timestamp with time zone",
+            Kind::Json | Kind::IdList => "jsonb",
+        }
+    }
+}
+
+/// The view reader of the store `env` uses.
+fn reader(env: &Env) -> Box<dyn ViewReader> {
+    if env.is_postgres() {
+        Box::new(Postgres(env.pg().connect()))
+    } else {
+        Box::new(Sqlite(env.sqlite_conn()))
+    }
+}
+
 /// Checks one shown column against the JSON value it was made from.
 fn check(reader: &dyn ViewReader, kind: Kind, want: &Value, got: &Shown, what: &str) {
     let (ty, text) = got;
@@ -273,19 +330,19 @@ fn every_model_goes_through_the_fake_poll_and_its_typed_view() {
     let fake = start(&scenario);
     let env = Env::with_fake(&fake);
     register_and_poll(&env, &accounts);
-    every_model_round_trips(&mut Sqlite(env.sqlite()));
+    every_model_round_trips(reader(&env).as_mut());
 }
 
 #[test]
 fn schema_lists_every_model_and_matches_the_views() {
-    let env = Env::new("http://127.0.0.1:9");
+    let env = Env::sqlite("http://127.0.0.1:9");
     let out = env.cmd().args(["schema", "--json"]).output().unwrap();
     assert!(out.status.success());
     let models: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(models.len(), catalogue().models.len());
     // Opening the state creates the views.
     drop(env.store());
-    let conn = env.sqlite();
+    let conn = env.sqlite_conn();
     for m in &models {
         let model_id = m["model_id"].as_str().unwrap();
         let out = env
@@ -652,7 +709,7 @@ fn readme_example_queries_answer_as_described() {
                 employee("g1", "Gil", "Bates", "ACTIVE", Value::Null, json!([]))]))]}
     ]});
     let fake = start(&scenario.to_string());
-    let env = Env::with_fake(&fake);
+    let env = Env::sqlite(&fake.base_url());
     for (id, token, origin) in [
         ("la-acme", "tok-acme-0001", "org-acme"),
         ("la-globex", "tok-globex-0001", "org-globex"),
@@ -679,7 +736,7 @@ fn readme_example_queries_answer_as_described() {
     let sql = &section[start_sql..start_sql + section[start_sql..].find("```").unwrap()];
     let queries: Vec<&str> = sql.split(';').filter(|q| !q.trim().is_empty()).collect();
     assert_eq!(queries.len(), 3);
-    let conn = env.sqlite();
+    let conn = env.sqlite_conn();
     let run = |q: &str| -> Vec<Vec<Sql>> {
         let mut stmt = conn.prepare(q).unwrap();
         let n = stmt.column_count();

@@ -207,13 +207,8 @@ fn an_enqueued_webhook_makes_its_model_due_and_duplicates_cost_nothing() {
         requests_for(&fake, TOKEN).is_empty(),
         "an out-of-order delivery causes no fetch"
     );
-    let outcome: String = env
-        .sqlite()
-        .query_row(
-            "SELECT outcome FROM webhook_inbox ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
+    let outcome = env
+        .text("SELECT outcome FROM webhook_inbox ORDER BY id DESC LIMIT 1")
         .unwrap();
     assert!(outcome.starts_with("nothing new"), "{outcome}");
 }
@@ -246,10 +241,7 @@ fn forged_and_unknown_account_webhooks_change_nothing() {
         .success()
         .stderr(predicate::str::contains("unknown account"));
     assert!(fake.requests().is_empty());
-    let outcome: String = env
-        .sqlite()
-        .query_row("SELECT outcome FROM webhook_inbox", [], |r| r.get(0))
-        .unwrap();
+    let outcome = env.text("SELECT outcome FROM webhook_inbox").unwrap();
     assert_eq!(outcome, "unknown account");
 
     // Another linked account of the same customer (an id we do not mirror, with our
@@ -323,7 +315,7 @@ impl Drop for Serve {
 }
 
 fn serve(env: &Env) -> Serve {
-    if !env.db().exists() {
+    if env.is_postgres() || !env.db().exists() {
         env.create_state();
     }
     let mut child = env
@@ -645,9 +637,10 @@ fn serve_stops_promptly_on_sigterm_even_during_a_slow_fetch() {
 // wait with a 500 (Merge retries), and is stored once the file is free.
 #[test]
 fn serve_answers_well_inside_merges_timeout_while_the_state_file_is_locked() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    // The SQLite file's write lock is what a slow writer holds.
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     let server = serve(&env);
-    let holder = env.sqlite();
+    let holder = env.sqlite_conn();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let body = b"{\"hook\": {\"event\": \"Employee.synced\"}}";
     // `post` gives up reading after 10 s: that is the deadline.
@@ -676,9 +669,9 @@ fn serve_answers_well_inside_merges_timeout_while_the_state_file_is_locked() {
 // answers 500 so Merge retries, instead of outlasting Merge's 30 s timeout.
 #[test]
 fn verify_webhook_enqueue_gives_up_on_a_locked_state_file_in_time() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     env.create_state();
-    let holder = env.sqlite();
+    let holder = env.sqlite_conn();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let body = b"{\"hook\": {\"event\": \"Employee.synced\"}}";
     env.cmd()

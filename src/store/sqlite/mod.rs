@@ -85,6 +85,7 @@ impl SqliteStore {
         match found {
             v if v < 0 => Err(StoreError::BadSchemaVersion { found: v }.into()),
             v if v > CURRENT_VERSION => Err(StoreError::SchemaTooNew {
+                place: format!("state file {}", path.display()),
                 found: v,
                 supported: CURRENT_VERSION,
             }

@@ -130,6 +130,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     }
     if found > CURRENT_VERSION {
         return Err(StoreError::SchemaTooNew {
+            place: "the state file".into(),
             found,
             supported: CURRENT_VERSION,
         }
