@@ -440,7 +440,8 @@ fn health_exit_codes_for_healthy_stale_failing_and_disabled_accounts() {
 
     // Usage errors exit 2.
     assert_eq!(health(&env, &["--max-lag", "soon"]).0, Some(2));
-    let empty = Env::new("http://127.0.0.1:9/api");
+    // (No state file at all.)
+    let empty = Env::sqlite("http://127.0.0.1:9/api");
     assert_eq!(health(&empty, &[]).0, Some(2));
 }
 

@@ -178,8 +178,29 @@ impl Env {
                 let mut c = postgres::Client::connect(db.url(), postgres::NoTls)
                     .map_err(|e| e.to_string())?;
                 let row = c.query_one(sql, &[]).map_err(|e| e.to_string())?;
+                // Numerics (SUM of bigints, say) have no native Rust type here: read as text.
+                let texts: Vec<Option<String>> = match c.simple_query(sql) {
+                    Ok(msgs) => msgs
+                        .into_iter()
+                        .find_map(|m| match m {
+                            postgres::SimpleQueryMessage::Row(r) => {
+                                Some((0..r.len()).map(|i| r.get(i).map(String::from)).collect())
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
+                    Err(e) => return Err(e.to_string()),
+                };
                 Ok((0..row.len())
                     .map(|i| match *row.columns()[i].type_() {
+                        Type::NUMERIC => match texts.get(i).cloned().flatten() {
+                            None => Value::Null,
+                            Some(t) => t
+                                .parse::<i64>()
+                                .map(Value::from)
+                                .or_else(|_| t.parse::<f64>().map(Value::from))
+                                .unwrap_or(Value::String(t)),
+                        },
                         Type::BOOL => row
                             .get::<_, Option<bool>>(i)
                             .map_or(Value::Null, |b| (b as i64).into()),
