@@ -62,3 +62,135 @@ fn the_password_can_come_from_pgpassword_and_is_never_shown() {
             predicate::str::contains("127.0.0.1:1").and(predicate::str::contains(PASSWORD).not()),
         );
 }
+
+#[test]
+fn a_wrong_password_or_missing_database_is_a_configuration_error_naming_it() {
+    let server = merge_sync::testing::postgres::server();
+    let env = Env::postgres("http://127.0.0.1:9/api");
+    let port = server.port().to_string();
+    let wrong = format!(
+        "postgres://postgres:{PASSWORD}@127.0.0.1:{port}/{}",
+        env.pg().name()
+    );
+    let missing = server.url("no_such_database");
+    for (url, want) in [
+        (wrong.as_str(), "password"),
+        (missing.as_str(), "no_such_database"),
+    ] {
+        for args in [vec!["status"], vec!["poll"]] {
+            let out = env
+                .cmd()
+                .env("MERGE_SYNC_DB", url)
+                .args(&args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains(want),
+                "{stderr}"
+            );
+            assert!(
+                !stderr.contains(PASSWORD) && !stderr.contains(server.password()),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_database_from_a_newer_merge_sync_is_refused_naming_both_versions() {
+    let env = Env::postgres("http://127.0.0.1:9/api");
+    env.create_state();
+    env.execute("INSERT INTO merge_sync_migrations (version) VALUES (99)");
+    env.cmd().arg("status").assert().code(2).stderr(
+        predicate::str::contains("schema version 99").and(predicate::str::contains(format!(
+            "up to schema version {}",
+            merge_sync::store::CURRENT_VERSION
+        ))),
+    );
+}
+
+#[test]
+fn tables_can_live_in_a_schema_of_their_own() {
+    let env = Env::postgres("http://127.0.0.1:9/api");
+    let url = format!("{}?options=-csearch_path%3Dmerge_mirror", env.pg().url());
+    env.cmd()
+        .env("MERGE_SYNC_DB", &url)
+        .args(
+            accounts_add()
+                .token("tok_schema_0001")
+                .category("hris")
+                .id("la-s"),
+        )
+        .assert()
+        .success();
+    let schema = env.text(
+        "SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'linked_accounts'",
+    );
+    assert_eq!(schema.as_deref(), Some("merge_mirror"));
+    env.cmd()
+        .env("MERGE_SYNC_DB", &url)
+        .args(["accounts", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("la-s"));
+}
+
+#[test]
+fn a_server_that_drops_the_connection_mid_fetch_loses_nothing_and_the_next_run_resumes() {
+    const ACME: &str = "la-acme";
+    const TOKEN: &str = "tok_acme_secret_0001";
+    let fake = start(&format!(
+        r#"{{"api_key": "{API_KEY}", "accounts": [
+          {{"id": "{ACME}", "account_token": "{TOKEN}", "category": "hris", "models": [
+            {{"model_id": "hris.Employee", "status": "DONE", "is_initial_sync": false,
+              "last_sync_result": "DONE", "last_sync_start": "-70m", "last_sync_finished": "-1h",
+              "next_sync_start": "+23h", "generate": 2000}}]}}]}}"#
+    ));
+    let env = Env::postgres(&fake.base_url());
+    add_account(&env, ACME, TOKEN, "hris");
+    fake.with_state(|s| s.set_latency(std::time::Duration::from_millis(30)));
+    let child = env
+        .process()
+        .args(["fetch", "--account", ACME])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "a few pages are committed",
+        std::time::Duration::from_secs(60),
+        || env.count_or_zero("SELECT COUNT(*) FROM hris_employee") >= 300,
+    );
+    // The server ends every merge-sync session, as a restart or failover would.
+    env.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = 'merge-sync' AND pid <> pg_backend_pid()",
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(env.pg().name()), "{stderr}");
+    let kept = env.count("SELECT COUNT(*) FROM hris_employee");
+    assert!((300..2000).contains(&kept), "{kept} records kept");
+    assert!(
+        env.text("SELECT cursor FROM model_sync_state WHERE model_id = 'hris.Employee'")
+            .is_some(),
+        "the cursor of the last committed page is saved"
+    );
+    fake.clear_requests();
+    fake.with_state(|s| s.set_latency(std::time::Duration::ZERO));
+    env.cmd()
+        .args(["fetch", "--account", ACME])
+        .assert()
+        .success();
+    let pages = requests_for(&fake, TOKEN)
+        .iter()
+        .filter(|r| r.path.ends_with("/employees"))
+        .count();
+    assert!(
+        pages < 20,
+        "resumed at the cursor, not from page one ({pages} pages)"
+    );
+    assert_mirror_equals_truth(&env, &fake, ACME, "hris.Employee", "hris_employee");
+}
