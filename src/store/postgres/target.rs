@@ -306,6 +306,14 @@ fn connect_error(target: &PgTarget, e: postgres::Error) -> anyhow::Error {
             ),
         }
         .into(),
+        _ if cause.contains("invalid peer certificate") => super::super::StoreError::PgRejected {
+            target: target.to_string(),
+            reason: format!(
+                "{cause}: the server's certificate is not trusted (sslmode=verify-ca/verify-full). \
+                 Point sslrootcert at the CA that signed it, or use sslmode=require"
+            ),
+        }
+        .into(),
         _ if cause.contains("does not support TLS") => super::super::StoreError::PgRejected {
             target: target.to_string(),
             reason: format!(
