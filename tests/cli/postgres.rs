@@ -165,7 +165,8 @@ fn a_server_that_drops_the_connection_mid_fetch_loses_nothing_and_the_next_run_r
     // The server ends every merge-sync session, as a restart or failover would.
     env.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE application_name = 'merge-sync' AND pid <> pg_backend_pid()",
+         WHERE application_name = 'merge-sync' AND pid <> pg_backend_pid()
+           AND datname = current_database()",
     );
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

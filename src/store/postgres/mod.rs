@@ -433,3 +433,73 @@ impl Store for PgStore {
         runs::counters(&mut self.conn())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{open, Location};
+
+    fn location(db: &crate::testing::postgres::TestDatabase) -> Location {
+        Location::parse(std::path::Path::new(db.url()), &|_| None).unwrap()
+    }
+
+    #[test]
+    fn a_webhook_being_applied_elsewhere_is_skipped_not_applied_twice() {
+        let db = crate::testing::postgres::database();
+        let (mut one, mut two) = (open(&location(&db)).unwrap(), open(&location(&db)).unwrap());
+        let now = Utc::now();
+        one.enqueue_webhook(b"{\"n\":1}", None, now).unwrap();
+        one.enqueue_webhook(b"{\"n\":2}", None, now).unwrap();
+        one.in_transaction(|tx| {
+            let first = tx.claim_pending_webhook()?.unwrap();
+            assert_eq!(first.body, b"{\"n\":1}");
+            // Another process, meanwhile: it gets the next one, and then nothing, at once.
+            let second = two
+                .in_transaction(|tx2| {
+                    let item = tx2.claim_pending_webhook()?.unwrap();
+                    tx2.mark_webhook_applied(item.id, "applied", None, None, now)?;
+                    Ok(item)
+                })
+                .unwrap();
+            assert_eq!(second.body, b"{\"n\":2}");
+            assert!(two
+                .in_transaction(|tx2| tx2.claim_pending_webhook())
+                .unwrap()
+                .is_none());
+            tx.mark_webhook_applied(first.id, "applied", None, None, now)
+        })
+        .unwrap();
+        assert_eq!(one.inbox_backlog().unwrap().0, 0);
+    }
+
+    #[test]
+    fn an_account_lock_dies_with_its_holders_session() {
+        let db = crate::testing::postgres::database();
+        let (mut one, mut two) = (open(&location(&db)).unwrap(), open(&location(&db)).unwrap());
+        let held = one.try_lock_account("la1").unwrap().expect("free");
+        assert!(two.try_lock_account("la1").unwrap().is_none());
+        // The holder's host vanishes: the server ends its session.
+        db.connect()
+            .batch_execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks
+                 WHERE locktype = 'advisory' AND pid <> pg_backend_pid()
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let taken = loop {
+            if let Some(lock) = two.try_lock_account("la1").unwrap() {
+                break lock;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock outlived its holder"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        drop(taken);
+        // The dead holder cannot write any more either.
+        assert!(one.accounts().is_err());
+        drop(held);
+    }
+}
