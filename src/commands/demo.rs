@@ -62,6 +62,7 @@ pub fn run(config: &Config) -> Result<ExitCode> {
     if let Some(dir) = &temp {
         let path = dir.path().to_path_buf();
         ctrlc::set_handler(move || {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
             // The demo keeps running meanwhile and may add a file (WAL, lock) mid-removal:
             // try again until the directory is gone.
             for _ in 0..100 {
@@ -74,11 +75,20 @@ pub fn run(config: &Config) -> Result<ExitCode> {
         })
         .context("installing the signal handler")?;
     }
-    match demo(&db, temp.is_none()) {
+    let result = demo(&db, temp.is_none());
+    // A signal arrived: the handler is deleting the directory (which may have made the demo
+    // fail) and owns the exit.
+    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::park();
+    }
+    match result {
         Err(e) if is_broken_pipe(&e) => Ok(ExitCode::from(141)),
         other => other,
     }
 }
+
+/// Set by the signal handler before it deletes the temporary directory and exits 130.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
