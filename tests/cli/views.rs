@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use merge_sync::store::{PageProgress, RecordRow};
 use merge_sync::views::{catalogue, Kind, ModelView, Source};
-use rusqlite::types::Value as Sql;
 use serde_json::{json, Value};
 
 use super::support::{start, Env, API_KEY};
@@ -62,6 +61,8 @@ trait ViewReader {
     fn data(&mut self, model: &ModelView, id: &str) -> Value;
     /// The type a column of `kind` shows: SQLite gives the storage class of the value.
     fn type_name(&self, kind: Kind) -> &'static str;
+    /// The view's columns in order, with their SQL type where the store declares one.
+    fn columns(&mut self, view: &str) -> Vec<(String, Option<String>)>;
 }
 
 struct Sqlite(rusqlite::Connection);
@@ -107,6 +108,18 @@ impl ViewReader for Sqlite {
         serde_json::from_str(&text).unwrap()
     }
 
+    fn columns(&mut self, view: &str) -> Vec<(String, Option<String>)> {
+        let stmt = self
+            .0
+            .prepare(&format!("SELECT * FROM \"{view}\" LIMIT 0"))
+            .unwrap();
+        // SQLite declares no type for a view's computed columns.
+        stmt.column_names()
+            .iter()
+            .map(|n| (n.to_string(), None))
+            .collect()
+    }
+
     fn type_name(&self, kind: Kind) -> &'static str {
         match kind {
             Kind::Integer | Kind::Boolean => "integer",
@@ -150,6 +163,20 @@ impl ViewReader for Postgres {
             )
             .unwrap()
             .get(0)
+    }
+
+    fn columns(&mut self, view: &str) -> Vec<(String, Option<String>)> {
+        self.0
+            .query(
+                "SELECT column_name::text, udt_name::text FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = $1
+                 ORDER BY ordinal_position",
+                &[&view],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), Some(r.get(1))))
+            .collect()
     }
 
     fn type_name(&self, kind: Kind) -> &'static str {
@@ -335,14 +362,14 @@ fn every_model_goes_through_the_fake_poll_and_its_typed_view() {
 
 #[test]
 fn schema_lists_every_model_and_matches_the_views() {
-    let env = Env::sqlite("http://127.0.0.1:9");
+    let env = Env::new("http://127.0.0.1:9");
     let out = env.cmd().args(["schema", "--json"]).output().unwrap();
     assert!(out.status.success());
     let models: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(models.len(), catalogue().models.len());
     // Opening the state creates the views.
     drop(env.store());
-    let conn = env.sqlite_conn();
+    let mut reader = reader(&env);
     for m in &models {
         let model_id = m["model_id"].as_str().unwrap();
         let out = env
@@ -364,18 +391,27 @@ fn schema_lists_every_model_and_matches_the_views() {
             })
             .collect();
         let view = one["view"].as_str().unwrap();
-        let stmt = conn
-            .prepare(&format!("SELECT * FROM \"{view}\" LIMIT 0"))
-            .unwrap();
-        let view_columns: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let view_columns = reader.columns(view);
+        let names = |c: &[(String, String)]| c.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         assert_eq!(
-            schema_columns
+            names(&schema_columns),
+            view_columns
                 .iter()
                 .map(|(n, _)| n.clone())
                 .collect::<Vec<_>>(),
-            view_columns,
             "{model_id}"
         );
+        for ((name, sql_type), (_, declared)) in schema_columns.iter().zip(&view_columns) {
+            if let Some(declared) = declared {
+                // PostgreSQL's internal names for the types `schema` shows.
+                let shown = match sql_type.as_str() {
+                    "bigint" => "int8",
+                    "boolean" => "bool",
+                    other => other,
+                };
+                assert_eq!(shown, declared, "{model_id}.{name}");
+            }
+        }
         assert_eq!(m["columns"], schema_columns.len(), "{model_id}");
     }
     let employee: Value = serde_json::from_slice(
@@ -396,7 +432,12 @@ fn schema_lists_every_model_and_matches_the_views() {
             .clone()
     };
     assert_eq!(col("manager")["relation"], "Employee");
-    assert_eq!(col("remote_was_deleted")["sql_type"], "INTEGER");
+    let boolean = if env.is_postgres() {
+        "boolean"
+    } else {
+        "INTEGER"
+    };
+    assert_eq!(col("remote_was_deleted")["sql_type"], boolean);
     let table = env
         .cmd()
         .args(["schema", "hris.Employee"])
@@ -709,7 +750,7 @@ fn readme_example_queries_answer_as_described() {
                 employee("g1", "Gil", "Bates", "ACTIVE", Value::Null, json!([]))]))]}
     ]});
     let fake = start(&scenario.to_string());
-    let env = Env::sqlite(&fake.base_url());
+    let env = Env::with_fake(&fake);
     for (id, token, origin) in [
         ("la-acme", "tok-acme-0001", "org-acme"),
         ("la-globex", "tok-globex-0001", "org-globex"),
@@ -732,53 +773,69 @@ fn readme_example_queries_answer_as_described() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = &readme[readme.find("## Where state lives").unwrap()..];
-    let start_sql = section.find("```sql\n").unwrap() + 7;
-    let sql = &section[start_sql..start_sql + section[start_sql..].find("```").unwrap()];
-    let queries: Vec<&str> = sql.split(';').filter(|q| !q.trim().is_empty()).collect();
-    assert_eq!(queries.len(), 3);
-    let conn = env.sqlite_conn();
-    let run = |q: &str| -> Vec<Vec<Sql>> {
-        let mut stmt = conn.prepare(q).unwrap();
-        let n = stmt.column_count();
-        stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Sql>(i)).collect())
-            .unwrap()
-            .map(|r| r.unwrap())
+    let blocks: Vec<&str> = section
+        .split("```sql\n")
+        .skip(1)
+        .take(2)
+        .map(|b| &b[..b.find("```").unwrap()])
+        .collect();
+    let queries = |block: &str| -> Vec<String> {
+        block
+            .split(';')
+            .filter(|q| !q.trim().is_empty())
+            .map(String::from)
             .collect()
     };
-    let text = |s: &str| Sql::Text(s.to_string());
+    let mut queries_as_written = queries(blocks[0]);
+    assert_eq!(queries_as_written.len(), 3);
+    // PostgreSQL: the first two as written, the third from its own block.
+    let pg_third = queries(blocks[1]);
+    assert_eq!(pg_third.len(), 1);
+    if env.is_postgres() {
+        queries_as_written.truncate(2);
+        queries_as_written.extend(pg_third);
+    }
+    let queries = queries_as_written;
+    // Every row, through the helpers that read either store, ordered by the first columns.
+    let run = |q: &str| -> Vec<Vec<Value>> {
+        let n = env.count(&format!("SELECT COUNT(*) FROM ({q}\n) q"));
+        (0..n)
+            .map(|k| {
+                env.row(&format!(
+                    "SELECT * FROM ({q}\n) q ORDER BY 1, 2 LIMIT 1 OFFSET {k}"
+                ))
+            })
+            .collect()
+    };
+    let s = |v: &str| json!(v);
     assert_eq!(
-        run(queries[0]),
+        run(&queries[0]),
         [
             vec![
-                text("Ada"),
-                text("Lovelace"),
-                text("ada@acme.example"),
-                text("Platform")
+                s("Ada"),
+                s("Lovelace"),
+                s("ada@acme.example"),
+                s("Platform")
             ],
-            vec![
-                text("Bob"),
-                text("Marley"),
-                text("bob@acme.example"),
-                Sql::Null
-            ],
+            vec![s("Bob"), s("Marley"), s("bob@acme.example"), Value::Null],
         ]
     );
-    let mut headcount = run(queries[1]);
-    headcount.sort_by_key(|r| format!("{:?}", r[0]));
     assert_eq!(
-        headcount,
+        run(&queries[1]),
         [
-            vec![text("org-acme"), Sql::Integer(2)],
-            vec![text("org-globex"), Sql::Integer(1)],
+            vec![s("org-acme"), json!(2)],
+            vec![s("org-globex"), json!(1)]
         ]
     );
-    let mut jobs = run(queries[2]);
-    jobs.sort_by_key(|r| format!("{:?}", r[1]));
+    let jobs: Vec<(Value, Value, Option<f64>)> = run(&queries[2])
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].as_f64()))
+        .collect();
     assert_eq!(
         jobs,
         [
-            vec![text("ada@acme.example"), text("Engineer"), Sql::Real(100.5)],
-            vec![text("ada@acme.example"), text("Lead"), Sql::Real(120.0)],
+            (s("ada@acme.example"), s("Engineer"), Some(100.5)),
+            (s("ada@acme.example"), s("Lead"), Some(120.0)),
         ]
     );
 }
