@@ -147,6 +147,8 @@ pub enum Command {
     /// For cron and monitoring checks: exit 0 when healthy, 1 with one line per problem.
     #[command(after_help = ENV_DB)]
     Health(HealthArgs),
+    /// Copy this SQLite state file (--db) into an empty PostgreSQL database, to continue there.
+    CopyState(CopyStateArgs),
     /// Run the whole life cycle against a built-in fake Merge, in a temporary state file.
     #[command(after_help = ENV_DEMO)]
     Demo,
@@ -349,6 +351,14 @@ pub struct ExportArgs {
     /// Write to this file (replaced atomically when the export is complete) instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyStateArgs {
+    /// The empty PostgreSQL database to copy into: postgres://USER@HOST:PORT/DATABASE
+    /// (the PG* environment variables fill in what the URL leaves out, PGPASSWORD included).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -39,3 +39,6 @@ mod views;
 
 #[path = "cli/postgres.rs"]
 mod postgres;
+
+#[path = "cli/copy_state.rs"]
+mod copy_state;

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod check;
+mod copy_state;
 mod demo;
 mod export;
 mod fetch;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => export::run(&config, &args),
         Command::Runs(args) => runs::run(&config, &args),
         Command::Health(args) => health::run(&config, &args),
+        Command::CopyState(args) => copy_state::run(&config, &args, &|k| std::env::var(k).ok()),
         Command::Demo => demo::run(&config),
     }
 }

@@ -7,6 +7,7 @@
 //! `sync::detect` on rows read inside a [`Store::transaction`], and the store writes exactly
 //! what it is given. So each rule exists once, whatever the backend's SQL dialect.
 
+pub mod copy;
 mod postgres;
 mod sqlite;
 
@@ -61,6 +62,12 @@ pub enum StoreError {
          or not merge-sync's. Point --db or MERGE_SYNC_DB at the right file"
     )]
     BadSchemaVersion { found: i64 },
+    #[error(
+        "{target} already holds merge-sync data (table {table} has rows); copy-state only fills \
+         an empty database. Point --to at a new database (or a new schema with \
+         options=-csearch_path=NAME)"
+    )]
+    CopyTargetNotEmpty { target: String, table: String },
     #[error("invalid model id {0:?}: expected category.Model, like hris.Employee")]
     InvalidModelId(String),
 }

@@ -10,7 +10,7 @@ mod accounts;
 mod inbox;
 mod lock;
 mod model_state;
-mod records;
+pub(super) mod records;
 mod runs;
 pub mod schema;
 pub mod target;
