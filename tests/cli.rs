@@ -42,3 +42,6 @@ mod postgres;
 
 #[path = "cli/copy_state.rs"]
 mod copy_state;
+
+#[path = "cli/multi_host.rs"]
+mod multi_host;
