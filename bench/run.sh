@@ -17,7 +17,8 @@ BIG_RECORDS=${BENCH_BIG_RECORDS:-1000000}
 RATE=${BENCH_RATE:-0}
 RATE_RECORDS=${BENCH_RATE_RECORDS:-15000}
 RATE_LIMIT=${BENCH_RATE_LIMIT:-100}
-STEPS=${BENCH_STEPS:-ingest,poll}
+STEPS=${BENCH_STEPS:-ingest,poll,pg-ingest,scale-out}
+SCALE_ACCOUNTS=${BENCH_SCALE_ACCOUNTS:-300}
 # The ingest and memory runs measure throughput, not the limiter: lift the per-account
 # request limit (default 100/min, which alone would make 2,000 pages take 20 minutes).
 INGEST_RATE_LIMIT=${BENCH_INGEST_RATE_LIMIT:-1000000}
@@ -40,8 +41,13 @@ has_step() { [[ ",$STEPS," == *",$1,"* ]]; }
 WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/merge-sync-bench.XXXXXX")
 PIDS=()
 CMD_FD=
+PGROOT=
 cleanup() {
     local code=$?
+    if [[ -n "$PGROOT" ]]; then
+        "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGROOT/data" -m immediate -w stop >/dev/null 2>&1 || true
+        rm -rf "$PGROOT"
+    fi
     if [[ -n "$CMD_FD" ]]; then exec {CMD_FD}>&- || true; fi
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
@@ -141,6 +147,41 @@ stop_logged_fake() {
     CMD_FD=
     wait "$FAKE_PID" 2>/dev/null || true
 }
+
+# start_pg: a throwaway PostgreSQL cluster on a free 127.0.0.1 port from the installed server
+# binaries (Debian's postgresql package), run as the postgres user when we are root, with
+# the server's default durability. Sets PG_URL (append /DATABASE) and PSQL.
+AS_PG=()
+start_pg() {
+    [[ -n "$PGROOT" ]] && return 0
+    PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    if [[ -z "$PGBIN" ]] && command -v initdb >/dev/null; then
+        PGBIN=$(dirname "$(readlink -f "$(command -v initdb)")")
+    fi
+    [[ -x "$PGBIN/initdb" && -x "$PGBIN/pg_ctl" ]] || die "no PostgreSQL server binaries (install Debian's postgresql)"
+    PGROOT=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/merge-sync-bench-pg.XXXXXX")
+    if [[ $(id -u) == 0 ]]; then
+        chown postgres "$PGROOT"
+        AS_PG=(runuser -u postgres --)
+    fi
+    local pass port
+    pass=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    echo "$pass" | "${AS_PG[@]}" tee "$PGROOT/pw" >/dev/null
+    (cd "$PGROOT" && "${AS_PG[@]}" "$PGBIN/initdb" -D "$PGROOT/data" -U postgres -A scram-sha-256 \
+        --pwfile="$PGROOT/pw" -E UTF8 --no-locale -N --no-instructions >"$WORK/initdb.log" 2>&1) ||
+        die "initdb failed: $(tail -5 "$WORK/initdb.log")"
+    printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = ''\nmax_connections = 100\n" \
+        "$port" | "${AS_PG[@]}" tee -a "$PGROOT/data/postgresql.conf" >/dev/null
+    (cd "$PGROOT" && "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGROOT/data" -l "$PGROOT/server.log" -w start >/dev/null) ||
+        die "PostgreSQL did not start: $(tail -5 "$PGROOT/server.log")"
+    PG_URL="postgres://postgres:$pass@127.0.0.1:$port"
+    PSQL=("$PGBIN/psql" -X -q -t -A)
+    log "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+
+createdb_pg() { "${PSQL[@]}" "$PG_URL/postgres" -c "CREATE DATABASE $1" >/dev/null; }
+count_pg() { "${PSQL[@]}" "$PG_URL/$1" -c "SELECT count(*) FROM $2"; }
 
 ms() { # merge-sync with the fake's URL and key
     MERGE_API_URL=$FAKE_URL MERGE_API_KEY=$API_KEY "$BIN/merge-sync" "$@"
@@ -283,6 +324,104 @@ if has_step poll; then
     if [[ "$requests" != "$ACCOUNTS" ]]; then
         log "poll: note: $requests requests for $ACCOUNTS accounts (expected one sync-status each)"
     fi
+fi
+
+# ---------------------------------------------------------------- 2b. ingest into PostgreSQL
+
+if has_step pg-ingest; then
+    start_pg
+    ACCT=bench-ingest-acct
+    TOKEN=bench-ingest-token
+    "${TOOLS[@]}" scenario-ingest "$RECORDS" "$API_KEY" "$ACCT" "$TOKEN" >"$WORK/ingest.json"
+    log "pg-ingest: starting fake-merge with $RECORDS generated hris.Employee records"
+    start_fake pg-ingest "$WORK/ingest.json"
+    best_pg= best_pgfloor=
+    for ((r = 1; r <= REPEAT; r++)); do
+        createdb_pg "ingest_ms_$r"
+        url="$PG_URL/ingest_ms_$r?sslmode=disable"
+        ms --db "$url" accounts add --account-token "$TOKEN" --category hris \
+            --linked-account-id "$ACCT" >/dev/null
+        log "pg-ingest run $r/$REPEAT: merge-sync fetch into PostgreSQL"
+        "${TOOLS[@]}" measure "$WORK/pg-ms.txt" -- env MERGE_API_URL="$FAKE_URL" \
+            MERGE_API_KEY="$API_KEY" "$BIN/merge-sync" --db "$url" fetch --account "$ACCT" \
+            --rate-limit "$INGEST_RATE_LIMIT" 2>"$WORK/pg-ms.err" || die "merge-sync fetch failed: $(tail -5 "$WORK/pg-ms.err")"
+        n=$(count_pg "ingest_ms_$r" hris_employee)
+        [[ "$n" == "$RECORDS" ]] || die "merge-sync stored $n records in PostgreSQL, expected $RECORDS"
+        w=$(val "$WORK/pg-ms.txt" wall_s)
+        log "  merge-sync: ${w}s, peak RSS $(val "$WORK/pg-ms.txt" maxrss_kib) KiB, cpu $(val "$WORK/pg-ms.txt" cpu_s)s"
+        if [[ -z "$best_pg" || $(calc "1 if $w < $best_pg else 0") == 1 ]]; then best_pg=$w; fi
+
+        log "pg-ingest run $r/$REPEAT: floor (download untimed, then timed PostgreSQL writes)"
+        createdb_pg "ingest_floor_$r"
+        "$BIN/examples/ingest_floor" --url "$FAKE_URL" --api-key "$API_KEY" \
+            --account-token "$TOKEN" --category hris --path employees \
+            --linked-account-id "$ACCT" --postgres "$PG_URL/ingest_floor_$r" >"$WORK/pg-floor.txt"
+        [[ $(val "$WORK/pg-floor.txt" rows) == "$RECORDS" ]] || die "floor read $(val "$WORK/pg-floor.txt" rows) rows"
+        f=$(val "$WORK/pg-floor.txt" floor_s)
+        log "  floor: ${f}s"
+        if [[ -z "$best_pgfloor" || $(calc "1 if $f < $best_pgfloor else 0") == 1 ]]; then best_pgfloor=$f; fi
+    done
+    stop_fake
+    ratio=$(fmt2 "$best_pg / $best_pgfloor")
+    row "ingest ${RECORDS} into PostgreSQL vs its floor" "merge-sync ${best_pg}s, floor ${best_pgfloor}s" \
+        "<= 1.50x" "${ratio}x" "$(verdict "$ratio <= 1.50")"
+    if [[ -n "${best_ms:-}" ]]; then
+        row "ingest ${RECORDS}: PostgreSQL vs SQLite (info)" "PostgreSQL ${best_pg}s, SQLite ${best_ms}s" \
+            "-" "$(fmt2 "$best_pg / $best_ms")x" PASS
+    fi
+fi
+
+# ---------------------------------------------------------------- 2c. scale-out on PostgreSQL
+
+if has_step scale-out; then
+    start_pg
+    "${TOOLS[@]}" scenario-scale "$SCALE_ACCOUNTS" "$API_KEY" >"$WORK/scale.json"
+    log "scale-out: logged fake with $SCALE_ACCOUNTS accounts x 3 models, ${LATENCY_MS} ms per request"
+    start_logged_fake scale "$WORK/scale.json" "$LATENCY_MS"
+    for setup in multi single; do
+        createdb_pg "scale_$setup"
+        url="$PG_URL/scale_$setup?sslmode=disable"
+        for ((i = 1; i <= SCALE_ACCOUNTS; i++)); do
+            printf -v id '%05d' "$i"
+            ms --db "$url" accounts add --account-token "tok-$id" --category hris \
+                --linked-account-id "acct-$id" >/dev/null
+        done
+        fake_cmd clear
+        log "scale-out: $setup (first fetch of every account)"
+        t0=$(date +%s.%N)
+        if [[ "$setup" == multi ]]; then
+            pids=()
+            for p in 1 2 3; do
+                ms --db "$url" poll --jobs 4 2>"$WORK/scale-$p.err" &
+                pids+=($!)
+            done
+            for pid in "${pids[@]}"; do wait "$pid" || die "a poll failed: $(tail -5 "$WORK"/scale-*.err)"; done
+        else
+            ms --db "$url" poll --jobs 12 2>"$WORK/scale-single.err" || die "poll failed: $(tail -5 "$WORK/scale-single.err")"
+        fi
+        t1=$(date +%s.%N)
+        fake_cmd "log $WORK/scale-$setup.log"
+        "${TOOLS[@]}" requests "$WORK/scale-$setup.log" >"$WORK/scale-$setup-req.txt"
+        requests=$(val "$WORK/scale-$setup-req.txt" total)
+        expected=$((SCALE_ACCOUNTS * 4))
+        [[ "$requests" == "$expected" ]] || die "$setup: $requests requests, expected $expected (each account exactly once)"
+        for table in hris_employee hris_team hris_time_off_balance; do
+            n=$(count_pg "scale_$setup" "$table")
+            [[ "$n" -gt 0 ]] || die "$setup: nothing in $table"
+        done
+        wall=$(fmt2 "$t1 - $t0")
+        ideal=$(calc "round($requests * $LATENCY_MS / 1000 / 12, 3)")
+        ratio=$(fmt2 "$wall / $ideal")
+        if [[ "$setup" == multi ]]; then
+            row "scale-out: 3 polls x 4 jobs, ${SCALE_ACCOUNTS} accts x 3 models" \
+                "${wall}s for ${requests} requests; ideal ${requests}x${LATENCY_MS}ms/12 = ${ideal}s" \
+                "<= 1.30x" "${ratio}x" "$(verdict "$ratio <= 1.30")"
+        else
+            row "scale-out: 1 poll x 12 jobs (comparison)" "${wall}s for ${requests} requests" \
+                "-" "${ratio}x" PASS
+        fi
+    done
+    stop_logged_fake
 fi
 
 # ---------------------------------------------------------------- 3. peak memory, 1M records

@@ -97,6 +97,32 @@ def scenario_poll(n, api_key):
     }
 
 
+def scenario_scale(n, api_key):
+    def model(model_id, records):
+        m = employee_model(records)
+        m["model_id"] = model_id
+        return m
+
+    return {
+        "description": f"bench: {n} HRIS accounts, three models each, first fetch",
+        "api_key": api_key,
+        "seed": 44,
+        "accounts": [
+            {
+                "id": f"acct-{i:05d}",
+                "account_token": f"tok-{i:05d}",
+                "category": "hris",
+                "models": [
+                    model("hris.Employee", 5),
+                    model("hris.Team", 3),
+                    model("hris.TimeOffBalance", 3),
+                ],
+            }
+            for i in range(1, n + 1)
+        ],
+    }
+
+
 def read_log(path):
     with open(path) as f:
         for line in f:
@@ -150,6 +176,8 @@ def main():
         print(json.dumps(scenario_ingest(int(args[0]), args[1], args[2], args[3]), indent=1))
     elif cmd == "scenario-poll":
         print(json.dumps(scenario_poll(int(args[0]), args[1]), indent=1))
+    elif cmd == "scenario-scale":
+        print(json.dumps(scenario_scale(int(args[0]), args[1]), indent=1))
     elif cmd == "count":
         conn = sqlite3.connect(args[0])
         print(conn.execute(f'SELECT COUNT(*) FROM "{args[1]}"').fetchone()[0])

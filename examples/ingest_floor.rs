@@ -19,6 +19,11 @@
 //!     --linked-account-id ID --db /tmp/floor.db
 //! ```
 //!
+//! With `--postgres URL` the timed part writes into that (empty) PostgreSQL database instead:
+//! a table of the PostgreSQL backend's shape (`jsonb` data, `timestamptz`, `boolean`), one
+//! transaction per page of 100, each page one `INSERT … SELECT FROM unnest(…) ON CONFLICT`,
+//! the statement shape the backend uses. Timestamps are parsed before the clock starts.
+//!
 //! Part of `bench/run.sh`; never run by `cargo test`.
 
 use std::path::PathBuf;
@@ -47,8 +52,11 @@ struct Args {
     #[arg(long)]
     linked_account_id: String,
     /// SQLite file to create (must not exist).
+    #[arg(long, required_unless_present = "postgres")]
+    db: Option<PathBuf>,
+    /// Write into this empty PostgreSQL database instead of an SQLite file.
     #[arg(long)]
-    db: PathBuf,
+    postgres: Option<String>,
     /// `PRAGMA wal_autocheckpoint` (pages). Default: SQLite's own default (1000). Not a
     /// durability setting; set it to what merge-sync uses for a like-for-like floor.
     #[arg(long)]
@@ -146,7 +154,7 @@ fn download(args: &Args) -> Result<Vec<Vec<Row>>> {
 }
 
 fn write(args: &Args, pages: &[Vec<Row>]) -> Result<()> {
-    let mut conn = Connection::open(&args.db)?;
+    let mut conn = Connection::open(args.db.as_ref().context("--db")?)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         bail!("journal_mode is {mode}, not WAL");
@@ -196,19 +204,106 @@ fn write(args: &Args, pages: &[Vec<Row>]) -> Result<()> {
     Ok(())
 }
 
+/// One page's columns, as the PostgreSQL backend binds them (timestamps already parsed).
+struct PgPage {
+    ids: Vec<String>,
+    remote_ids: Vec<Option<String>>,
+    created: Vec<Option<chrono::DateTime<chrono::Utc>>>,
+    modified: Vec<Option<chrono::DateTime<chrono::Utc>>>,
+    deleted: Vec<bool>,
+    data: Vec<String>,
+}
+
+fn pg_pages(pages: &[Vec<Row>]) -> Vec<PgPage> {
+    let ts = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    pages
+        .iter()
+        .map(|rows| PgPage {
+            ids: rows.iter().map(|r| r.id.clone()).collect(),
+            remote_ids: rows.iter().map(|r| r.remote_id.clone()).collect(),
+            created: rows.iter().map(|r| ts(&r.created_at)).collect(),
+            modified: rows.iter().map(|r| ts(&r.modified_at)).collect(),
+            deleted: rows.iter().map(|r| r.remote_was_deleted).collect(),
+            data: rows.iter().map(|r| r.data.clone()).collect(),
+        })
+        .collect()
+}
+
+/// Times connecting and writing every page, one transaction and one statement per page.
+fn write_postgres(url: &str, account: &str, pages: &[PgPage]) -> Result<f64> {
+    let t = Instant::now();
+    let mut c = postgres::Client::connect(url, postgres::NoTls).context("connecting")?;
+    c.batch_execute(
+        "CREATE TABLE hris_employee (
+            linked_account_id  text NOT NULL,
+            id                 text NOT NULL,
+            remote_id          text,
+            created_at         timestamptz,
+            modified_at        timestamptz,
+            remote_was_deleted boolean NOT NULL DEFAULT false,
+            data               jsonb NOT NULL,
+            fetched_at         timestamptz NOT NULL,
+            PRIMARY KEY (linked_account_id, id)
+        )",
+    )?;
+    let upsert = c.prepare(
+        "INSERT INTO hris_employee AS t (linked_account_id, id, remote_id, created_at,
+            modified_at, remote_was_deleted, data, fetched_at)
+         SELECT $1, r.id, r.remote_id, r.created_at, r.modified_at, r.deleted, r.data::jsonb, $2
+         FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bool[],
+                     $8::text[]) AS r(id, remote_id, created_at, modified_at, deleted, data)
+         ON CONFLICT (linked_account_id, id) DO UPDATE SET
+            remote_id = excluded.remote_id, created_at = excluded.created_at,
+            modified_at = excluded.modified_at,
+            remote_was_deleted = excluded.remote_was_deleted,
+            data = excluded.data, fetched_at = excluded.fetched_at
+         WHERE excluded.modified_at IS NULL OR t.modified_at IS NULL
+            OR excluded.modified_at >= t.modified_at",
+    )?;
+    for p in pages {
+        let now = chrono::Utc::now();
+        let mut tx = c.transaction()?;
+        tx.execute(
+            &upsert,
+            &[
+                &account,
+                &now,
+                &p.ids,
+                &p.remote_ids,
+                &p.created,
+                &p.modified,
+                &p.deleted,
+                &p.data,
+            ],
+        )?;
+        tx.commit()?;
+    }
+    c.close()?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.db.exists() {
-        bail!("{} exists; the floor writes a new file", args.db.display());
+    if let Some(db) = args.db.as_ref().filter(|db| db.exists()) {
+        bail!("{} exists; the floor writes a new file", db.display());
     }
     let t0 = Instant::now();
     let pages = download(&args)?;
     let download_s = t0.elapsed().as_secs_f64();
     let rows: usize = pages.iter().map(Vec::len).sum();
 
-    let t1 = Instant::now();
-    write(&args, &pages)?;
-    let floor_s = t1.elapsed().as_secs_f64();
+    let floor_s = match &args.postgres {
+        Some(url) => write_postgres(url, &args.linked_account_id, &pg_pages(&pages))?,
+        None => {
+            let t1 = Instant::now();
+            write(&args, &pages)?;
+            t1.elapsed().as_secs_f64()
+        }
+    };
 
     println!("rows={rows}");
     println!("pages={}", pages.len());
