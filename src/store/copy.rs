@@ -80,6 +80,7 @@ pub fn sqlite_to_postgres(
         }
         plans.push(plan_table(&snapshot, &mut tx, table)?);
     }
+    let plans = referenced_first(&mut tx, plans)?;
     // Refuse before writing anything: copy-state fills an empty database, never merges.
     for plan in &plans {
         lock_and_check_empty(&mut tx, &plan.table, target)?;
@@ -104,8 +105,8 @@ pub fn sqlite_to_postgres(
     Ok(copied)
 }
 
-/// The state file's tables in copy order: accounts first (others refer to them), then the
-/// remaining plain tables, then records tables.
+/// The state file's tables: accounts first, then the remaining plain tables, then records
+/// tables (the copy then moves tables referred to by foreign keys first).
 fn source_tables(c: &rusqlite::Connection) -> Result<Vec<String>> {
     let mut stmt = c.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
@@ -131,6 +132,38 @@ fn source_tables(c: &rusqlite::Connection) -> Result<Vec<String>> {
     }
     ordered.extend(plain);
     ordered.extend(records);
+    Ok(ordered)
+}
+
+/// Orders the tables so that each comes after the tables its foreign keys refer to (in the
+/// target's schema), keeping the given order otherwise.
+fn referenced_first(
+    tx: &mut postgres::Transaction,
+    mut plans: Vec<TablePlan>,
+) -> Result<Vec<TablePlan>> {
+    let edges: Vec<(String, String)> = tx
+        .query(
+            "SELECT child.relname::text, parent.relname::text
+             FROM pg_constraint c
+             JOIN pg_class child ON child.oid = c.conrelid
+             JOIN pg_class parent ON parent.oid = c.confrelid
+             JOIN pg_namespace n ON n.oid = child.relnamespace
+             WHERE c.contype = 'f' AND n.nspname = current_schema()",
+            &[],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut ordered: Vec<TablePlan> = Vec::with_capacity(plans.len());
+    while !plans.is_empty() {
+        let ready = plans.iter().position(|p| {
+            edges.iter().all(|(child, parent)| {
+                child != &p.table || parent == &p.table || !plans.iter().any(|q| &q.table == parent)
+            })
+        });
+        // A cycle cannot be ordered; the inserts then fail with the constraint named.
+        ordered.push(plans.remove(ready.unwrap_or(0)));
+    }
     Ok(ordered)
 }
 

@@ -84,7 +84,7 @@ fn assert_pg_mirror_equals_truth(
 #[test]
 fn a_state_file_mid_window_moves_to_postgres_and_poll_continues_incrementally() {
     let fake = start(&scenario());
-    let env = Env::with_fake(&fake);
+    let env = Env::sqlite(&fake.base_url());
     add_account(&env, ACME, ACME_TOKEN, "hris");
     add_account(&env, GLOBEX, GLOBEX_TOKEN, "hris");
     // GLOBEX completes its window; ACME's employees stop after three pages (page 4 keeps
@@ -96,7 +96,7 @@ fn a_state_file_mid_window_moves_to_postgres_and_poll_continues_incrementally() 
     fake.with_state(|s| s.inject_fault(Fault::status("/employees", 503).skip(3).times(10)));
     env.cmd().args(["poll", "--account", ACME]).assert().code(1);
     fake.with_state(|s| s.clear_faults());
-    let sqlite = env.sqlite();
+    let sqlite = env.sqlite_conn();
     let cursor: String = sqlite
         .query_row(
             "SELECT cursor FROM model_sync_state
@@ -208,7 +208,7 @@ fn a_state_file_mid_window_moves_to_postgres_and_poll_continues_incrementally() 
 
 #[test]
 fn copy_state_needs_a_state_file_and_a_postgres_url() {
-    let env = Env::new("http://127.0.0.1:9/api");
+    let env = Env::sqlite("http://127.0.0.1:9/api");
     let db = pg::database();
     // No state file yet: nothing to copy.
     env.cmd()

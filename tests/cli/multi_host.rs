@@ -53,7 +53,7 @@ fn scenario(latency_ms: u64) -> String {
 /// A fake with [`ACCOUNTS`] due accounts, all registered in a new PostgreSQL database.
 fn setup(latency_ms: u64) -> (FakeMerge, Env, pg::TestDatabase) {
     let fake = start(&scenario(latency_ms));
-    let env = Env::with_fake(&fake);
+    let env = Env::sqlite(&fake.base_url());
     let db = pg::database();
     let location = Location::parse(Path::new(db.url()), &|_| None).unwrap();
     let mut store = merge_sync::store::open(&location).unwrap();
