@@ -39,7 +39,7 @@ pub fn run(config: &Config) -> Result<ExitCode> {
     }
     if let Err(e) = super::require_state_file(config) {
         println!("state file:     MISSING");
-        return Err(e.into());
+        return Err(e);
     }
     // Opening migrates an older schema, which changes it: read the version first and report.
     let version = store::peek_schema_version(&config.db)

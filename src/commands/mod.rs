@@ -166,18 +166,34 @@ fn open_read_only(config: &Config) -> anyhow::Result<Box<dyn crate::store::Store
 /// Refuses a state file that does not exist (or is empty) for every command but
 /// `accounts add`: a typo in `--db`, or cron starting in another directory, would otherwise
 /// create a new, empty state file and report success having synced nothing.
-fn require_state_file(config: &Config) -> Result<(), UsageError> {
+fn require_state_file(config: &Config) -> anyhow::Result<()> {
     let path = match &config.db {
         crate::store::Location::Sqlite(path) => path,
-        // A database server's database exists or the connection says so, naming it.
-        crate::store::Location::Postgres(_) => return Ok(()),
+        // A database that is missing or refuses us fails to connect, naming itself; one that
+        // connects but holds no merge-sync tables is the wrong (or an empty) database, which
+        // must not be filled with tables and reported healthy.
+        crate::store::Location::Postgres(_) => {
+            if crate::store::peek_schema_version(&config.db)?.is_some() {
+                return Ok(());
+            }
+            return Err(UsageError(format!(
+                "{} holds no merge-sync tables: an empty database, or not the one you meant. \
+                 Point --db / MERGE_SYNC_DB at your merge-sync database, create the tables by \
+                 adding an account (`merge-sync --db URL accounts add --account-token TOKEN \
+                 --category CATEGORY`), or move a state file over with `merge-sync --db FILE \
+                 copy-state --to URL`",
+                config.db
+            ))
+            .into());
+        }
     };
     let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
     let problem = match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
             return Err(UsageError(
                 crate::store::StoreError::IsDirectory { path: shown }.to_string(),
-            ))
+            )
+            .into())
         }
         Ok(meta) if meta.len() == 0 => "is empty (0 bytes): it is not a state file yet",
         Ok(_) => return Ok(()),
@@ -188,7 +204,8 @@ fn require_state_file(config: &Config) -> Result<(), UsageError> {
          merge-sync.db in the current directory), or create one by adding an account: \
          `merge-sync accounts add --account-token TOKEN --category CATEGORY`",
         shown.display()
-    )))
+    ))
+    .into())
 }
 
 /// Checks a model id against the catalogue (and against `category`, when the account is

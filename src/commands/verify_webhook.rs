@@ -72,7 +72,6 @@ pub fn run(config: &Config, args: &VerifyWebhookArgs) -> Result<ExitCode> {
     if args.enqueue {
         let event = webhook::parse(&body).ok().map(|w| w.event);
         let stored = super::require_state_file(config)
-            .map_err(anyhow::Error::from)
             .and_then(|()| store::open(&config.db))
             .and_then(|mut s| {
                 // Under CGI the web server, and Merge behind it, will not wait 30 s.

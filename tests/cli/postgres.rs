@@ -111,6 +111,28 @@ fn a_database_from_a_newer_merge_sync_is_refused_naming_both_versions() {
     );
 }
 
+// Regression: `status`, `poll` and `health` on an empty database (a URL naming the wrong
+// database) created every table and reported success, or "healthy".
+#[test]
+fn an_empty_database_is_refused_and_left_empty() {
+    let env = Env::postgres("http://127.0.0.1:9/api");
+    for args in [
+        vec!["status"],
+        vec!["poll"],
+        vec!["health"],
+        vec!["accounts", "list"],
+    ] {
+        env.cmd().args(&args).assert().code(2).stderr(
+            predicate::str::contains("holds no merge-sync tables")
+                .and(predicate::str::contains(env.pg().name()))
+                .and(predicate::str::contains("accounts add")),
+        );
+    }
+    let tables = env
+        .text("SELECT count(*)::text FROM information_schema.tables WHERE table_schema = 'public'");
+    assert_eq!(tables.as_deref(), Some("0"));
+}
+
 #[test]
 fn tables_can_live_in_a_schema_of_their_own() {
     let env = Env::postgres("http://127.0.0.1:9/api");
