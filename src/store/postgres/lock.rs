@@ -115,15 +115,66 @@ impl AccountLock for PgLock {
     }
 
     fn journal(&mut self) -> Result<RequestJournal> {
-        let mut conn = self.target.connect()?;
-        let id = self.linked_account_id.clone();
-        Ok(Box::new(move |at: SystemTime| {
-            let at: DateTime<Utc> = at.into();
-            conn.execute(
-                "INSERT INTO account_requests (linked_account_id, requested_at) VALUES ($1, $2)",
-                &[&id, &at],
-            )?;
-            Ok(())
-        }))
+        let key = pool_key(&self.target);
+        let pooled = {
+            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+            idle.iter()
+                .position(|(k, c)| *k == key && !c.is_closed())
+                .map(|i| idle.swap_remove(i).1)
+        };
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let mut conn = self.target.connect()?;
+                // Request times only pace requests: a server crash may lose the last few
+                // without harm, so they need not wait for a WAL flush each.
+                conn.batch_execute("SET synchronous_commit = off")
+                    .with_context(|| format!("preparing the request log in {}", self.target))?;
+                conn
+            }
+        };
+        let mut journal = Journal {
+            conn: Some(conn),
+            key,
+            linked_account_id: self.linked_account_id.clone(),
+        };
+        Ok(Box::new(move |at: SystemTime| journal.record(at)))
+    }
+}
+
+/// Request-log connections left by earlier accounts of this process: connecting and
+/// authenticating once per account was a large part of a small account's pass.
+static IDLE: Mutex<Vec<(String, Client)>> = Mutex::new(Vec::new());
+
+fn pool_key(target: &PgTarget) -> String {
+    format!("{target}/{:?}", target.schema)
+}
+
+/// One account's request log; its connection goes back to [`IDLE`] when the account is done.
+struct Journal {
+    conn: Option<Client>,
+    key: String,
+    linked_account_id: String,
+}
+
+impl Journal {
+    fn record(&mut self, at: SystemTime) -> Result<()> {
+        let at: DateTime<Utc> = at.into();
+        let conn = self.conn.as_mut().expect("present until drop");
+        conn.execute(
+            "INSERT INTO account_requests (linked_account_id, requested_at) VALUES ($1, $2)",
+            &[&self.linked_account_id, &at],
+        )?;
+        Ok(())
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            IDLE.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((std::mem::take(&mut self.key), conn));
+        }
     }
 }
