@@ -119,6 +119,11 @@ pub fn encode(s: &Snapshot) -> Result<String> {
         ),
         &["outcome"],
     )?;
+    // The stored outcomes exist from the start, so the family is there (at 0) for alert
+    // rules before the first webhook arrives.
+    for outcome in ["accepted", "duplicate"] {
+        webhooks.with_label_values(&[outcome]);
+    }
     for (outcome, n) in &s.webhooks {
         webhooks.with_label_values(&[outcome.as_str()]).inc_by(*n);
     }
@@ -293,6 +298,16 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("merge_sync_run_duration_seconds"), "{text}");
+        // Alert rules on webhooks find the family before the first webhook.
+        assert_eq!(
+            value(
+                &scrape,
+                "merge_sync_webhooks_received_total",
+                &[("outcome", "accepted")]
+            ),
+            0.0,
+            "{text}"
+        );
     }
 
     #[test]

@@ -449,6 +449,16 @@ fn unknown_model_ids_exit_2_suggesting_the_closest() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("did you mean hris.Employee?"));
+    for args in [
+        vec!["schema", "hris.Employe"],
+        vec!["export", "--model", "hris.employee"],
+    ] {
+        env.cmd()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("did you mean hris.Employee?"));
+    }
     env.cmd()
         .args(["fetch", "--account", "la1", "--model", "hris.Zebra"])
         .assert()
