@@ -83,7 +83,8 @@ pub fn run(config: &Config, args: &SchemaArgs) -> Result<ExitCode> {
 /// The model `model_id` names, or a usage error that says where to look.
 pub(super) fn find(model_id: &str) -> Result<&'static ModelView> {
     // A typo gets the closest ids, as everywhere else a model id is taken.
-    super::known_model(model_id, None)?;
+    super::known_model(model_id, None)
+        .map_err(|e| UsageError(format!("{}; `merge-sync schema` lists every model", e.0)))?;
     catalogue().find(model_id).ok_or_else(|| {
         UsageError(format!(
             "unknown model {model_id:?}: `merge-sync schema` lists every model (ids look like \
